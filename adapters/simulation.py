@@ -103,8 +103,8 @@ def apply_discrepancies(
     that type for the named payment; UNKNOWN adds a payment nobody asked for.
     """
     by_reference: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        by_reference.setdefault(record.reference, []).append(index)
+    for index, each in enumerate(records):
+        by_reference.setdefault(each.reference, []).append(index)
     out: list[SettlementRecord | None] = list(records)
     extra: list[SettlementRecord] = []
     held: list[SettlementRecord] = []
