@@ -1,0 +1,76 @@
+"""Configuration: one :class:`Settings`, read from ``SETTLEMENT_*`` environment
+variables (and an optional ``.env`` file). Nothing is configured at import time:
+callers build ``Settings()`` (or use :func:`get_settings`) when they start.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_FILE = "settlement.db"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, with its environment variable name.
+
+    The defaults are the embedded mode: a SQLite file in the working directory and
+    Celery tasks run inline, so the service works on a bare machine.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SETTLEMENT_", env_file=".env", extra="ignore")
+
+    #: ``sqlite:///path.db`` (embedded default) or ``postgresql+psycopg://user@host/db``.
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}")
+    #: Connection pool size per process (PostgreSQL).
+    database_pool_size: int = 10
+    #: Celery broker; empty means tasks run inline in the calling process.
+    broker_url: str = ""
+    #: Celery result backend; empty means none.
+    result_backend: str = ""
+    #: Where the service keeps files it receives and produces (uploads, exports, inbox).
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / "settlement-data")
+    #: Ed25519 private key (PEM) that signs journal checkpoints and export manifests:
+    #: a path to a file, or the PEM text itself in ``journal_signing_key``.
+    journal_signing_key_file: Path | None = None
+    journal_signing_key: SecretStr | None = None
+    #: Secret for HMAC-SHA256 signatures of outgoing webhooks (per endpoint secrets
+    #: override it).
+    webhook_secret: SecretStr | None = None
+    #: Default lifetime of a ledger hold (authorization), seconds.
+    hold_timeout_seconds: int = 7 * 24 * 3600
+    #: How long an FX quote stays valid, seconds.
+    fx_quote_ttl_seconds: int = 300
+    #: Write-offs above this many minor units need a second finance user's approval.
+    writeoff_approval_threshold: int = 10_000
+    #: API server.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 1
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("SETTLEMENT_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            # psycopg 3 is the only PostgreSQL driver installed.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def tasks_inline(self) -> bool:
+        return not self.broker_url
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once on first use."""
+    return Settings()

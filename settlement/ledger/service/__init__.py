@@ -1,0 +1,349 @@
+"""The ledger service: the only way anything writes to the ledger.
+
+``Ledger(session)`` works inside the caller's transaction and never commits. Every
+write takes an idempotency key with TigerBeetle's semantics:
+
+* the same key with the same request returns the stored result (``replayed`` true);
+* the same key with a different request raises ``idempotency_conflict``;
+* a request refused for a business reason (``insufficient_funds``...) is remembered
+  under its key (written by the unit of work after it rolls back), so the same key
+  is refused the same way again; a batch is all or nothing and leaves nothing
+  behind when it fails, refusal included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from settlement.db.types import utcnow
+from settlement.ledger.errors import (
+    AccountConflict,
+    AlreadyReversed,
+    EntryNotFound,
+    EntryNotReversible,
+    HoldNotFound,
+    InvalidAccount,
+    InvalidEntry,
+    LedgerError,
+)
+from settlement.ledger.models import AccountType, EntryKind, HoldStatus, Side
+from settlement.ledger.service import holds as _holds
+from settlement.ledger.service import queries as _queries
+from settlement.ledger.service.engine import Engine, remember_refusal
+from settlement.ledger.service.prepare import (
+    Leg,
+    Write,
+    check_account_ref,
+    check_key,
+    check_metadata,
+    check_time,
+    fingerprint,
+    prepare_entry,
+)
+from settlement.ledger.store import EntryRow, store_for
+from settlement.ledger.types import (
+    AccountLine,
+    AccountRef,
+    AccountSpec,
+    AccountView,
+    Balance,
+    EntryResult,
+    EntrySpec,
+    HoldResult,
+    HoldView,
+    Page,
+    PostingView,
+)
+from settlement.money import check_currency, check_minor
+
+__all__ = ["Ledger"]
+
+
+class Ledger:
+    """Accounts, entries, holds and balances over one ``Session``."""
+
+    def __init__(self, session: Session, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.session = session
+        self.clock = clock
+        self.store = store_for(session)
+        self.engine = Engine(session, self.store, clock)
+
+    # -- accounts -----------------------------------------------------------------
+
+    def create_account(self, spec: AccountSpec) -> AccountView:
+        """Create an account, or return the existing one if ``spec`` matches it exactly."""
+        code = spec.code
+        if not isinstance(code, str) or not code or len(code) > 200 or code != code.strip():
+            raise InvalidAccount("code must be a non-empty string of at most 200 characters without "
+                                 "surrounding spaces", field="code")
+        check_currency(spec.currency)
+        try:
+            account_type = AccountType(spec.type)
+        except ValueError:
+            raise InvalidAccount(f"type must be one of {', '.join(t.value for t in AccountType)}",
+                                 field="type") from None
+        if spec.debits_must_not_exceed_credits and spec.credits_must_not_exceed_debits:
+            raise InvalidAccount("an account takes at most one of the two limit flags", field="flags")
+        if spec.credit_limit is not None:
+            check_minor(spec.credit_limit, positive=False, field="credit_limit")
+            if spec.credit_limit < 0:
+                raise InvalidAccount("credit_limit must not be negative", field="credit_limit")
+        metadata = check_metadata(spec.metadata)
+        wanted = (spec.currency, account_type, bool(spec.debits_must_not_exceed_credits),
+                  bool(spec.credits_must_not_exceed_debits), spec.credit_limit, metadata)
+        existing = _queries.find_account(self.store, code)
+        if existing is None:
+            # ON CONFLICT: a concurrent creation of the same code wins; we then compare
+            # against what it wrote.
+            self.session.execute(text(
+                "INSERT INTO ledger_accounts (code, currency, type, debits_must_not_exceed_credits, "
+                "credits_must_not_exceed_debits, credit_limit, metadata, created_at) "
+                "VALUES (:code, :cur, :type, :dmnec, :cmned, :limit, :meta, :now) "
+                "ON CONFLICT (code) DO NOTHING"),
+                {"code": code, "cur": spec.currency, "type": account_type.value,
+                 "dmnec": wanted[2], "cmned": wanted[3], "limit": spec.credit_limit,
+                 "meta": _json(metadata), "now": self.store.bind_time(self.clock())})
+            created = _queries.find_account(self.store, code)
+            assert created is not None
+            if _attributes(created) != wanted:
+                raise AccountConflict(f"account {code} exists with different attributes", account=code)
+            return created
+        if _attributes(existing) != wanted:
+            raise AccountConflict(f"account {code} exists with different attributes", account=code)
+        return dataclasses.replace(existing, replayed=True)
+
+    def get_account(self, ref: AccountRef) -> AccountView:
+        return _queries.get_account(self.store, check_account_ref(ref, "account"))
+
+    def list_accounts(self, *, cursor: str | None = None, limit: int = 100, currency: str | None = None,
+                      code_prefix: str | None = None) -> Page[AccountView]:
+        return _queries.list_accounts(self.store, cursor=cursor, limit=limit, currency=currency,
+                                      code_prefix=code_prefix)
+
+    # -- entries ------------------------------------------------------------------
+
+    def post(self, spec: EntrySpec) -> EntryResult:
+        """Post one balanced entry. Refusals are remembered under its key."""
+        write = prepare_entry(spec, self.clock())
+        replay = self.engine.check_key(write.entry.idempotency_key, write.entry.request_hash)
+        if replay is not None:
+            return replay
+        return self._apply_one(write)
+
+    def post_batch(self, specs: Sequence[EntrySpec]) -> list[EntryResult]:
+        """Post many entries atomically, in order (the fast path). Entries whose key was
+        already used for the same request come back as replays; any refusal fails the
+        whole batch with the entry's ``index`` in the error's detail, and nothing is
+        written, not even the refusal."""
+        now = self.clock()
+        writes = [prepare_entry(spec, now, index) for index, spec in enumerate(specs)]
+        keys = [w.entry.idempotency_key for w in writes]
+        if len(set(keys)) != len(keys):
+            raise InvalidEntry("a batch uses the same idempotency key twice", field="idempotency_key")
+        entries, refusals = self.store.find_keys(keys) if keys else ({}, {})
+        results: dict[str, EntryResult] = {}
+        fresh: list[Write] = []
+        for write in writes:
+            key = write.entry.idempotency_key
+            if key in entries or key in refusals:
+                replay = self.engine.resolve_key(key, write.entry.request_hash, entries, refusals)
+                assert replay is not None
+                results[key] = replay
+            else:
+                fresh.append(write)
+        for result in self.engine.apply(fresh):
+            results[result.idempotency_key] = result
+        return [results[key] for key in keys]
+
+    def get_entry(self, entry_id: int) -> EntryResult:
+        found = self.engine.load([entry_id]) if _entry_exists(self.session, entry_id) else []
+        if not found:
+            raise EntryNotFound(f"entry {entry_id} does not exist", entry_id=entry_id)
+        return found[0]
+
+    def reverse(self, idempotency_key: str, entry_id: int, *, description: str = "",
+                metadata: Mapping[str, Any] | None = None) -> EntryResult:
+        """Post the mirror image of a posted entry (every debit a credit and back).
+        An entry is reversed at most once; entries with pending postings are voided
+        (through their hold), not reversed."""
+        key = check_key(idempotency_key)
+        meta = check_metadata(metadata)
+        request_hash = fingerprint(["reverse", entry_id, description, meta])
+        self._lock_entry(entry_id)
+        replay = self.engine.check_key(key, request_hash)
+        if replay is not None:
+            return replay
+        try:
+            original = self.get_entry(entry_id)
+            if any(p.pending for p in original.postings) or not original.postings:
+                raise EntryNotReversible(f"entry {entry_id} has no posted-only postings to reverse; "
+                                         "void its hold instead", entry_id=entry_id)
+            already = self.session.execute(text("SELECT id FROM ledger_entries WHERE reverses_entry_id = :id"),
+                                           {"id": entry_id}).scalar()
+            if already is not None:
+                raise AlreadyReversed(f"entry {entry_id} was already reversed by entry {already}",
+                                      entry_id=entry_id, reversal_id=int(already))
+            legs = [Leg(p.account_id, Side.CREDIT if p.side is Side.DEBIT else Side.DEBIT, p.amount, p.currency)
+                    for p in original.postings]
+            entry = EntryRow(key, request_hash, EntryKind.REVERSAL.value, self.clock(),
+                             description or f"reversal of entry {entry_id}", meta, entry_id, None)
+            return self._apply_one(Write(entry, legs))
+        except LedgerError as error:
+            remember_refusal(error, key, request_hash, self.clock)
+            raise
+
+    # -- holds --------------------------------------------------------------------
+
+    def create_hold(self, idempotency_key: str, *, debit: AccountRef, credit: AccountRef, amount: int,
+                    currency: str, expires_at: dt.datetime | None = None, kind: str = EntryKind.HOLD.value,
+                    description: str = "", metadata: Mapping[str, Any] | None = None) -> HoldResult:
+        """Reserve ``amount``: debit account's pending debits and credit account's
+        pending credits grow by it, and limits count it. ``expires_at`` (optional) is
+        when the hold stops being postable."""
+        key = check_key(idempotency_key)
+        check_account_ref(debit, "debit")
+        check_account_ref(credit, "credit")
+        check_minor(amount)
+        check_currency(currency)
+        expiry = check_time(expires_at, "expires_at")
+        meta = check_metadata(metadata)
+        if kind != EntryKind.HOLD.value and kind in {k.value for k in EntryKind}:
+            raise InvalidEntry(f"kind {kind!r} is reserved", field="kind")
+        request_hash = fingerprint(["hold", debit, credit, amount, currency, expiry, kind, description, meta])
+        replay = self.engine.check_key(key, request_hash)
+        if replay is not None:
+            return self._hold_result(replay)
+        def after(entry_id: int, recorded_at: dt.datetime, postings: Sequence[PostingView]) -> None:
+            debit_id = next(p.account_id for p in postings if p.side is Side.DEBIT)
+            credit_id = next(p.account_id for p in postings if p.side is Side.CREDIT)
+            _holds.insert_hold(self.store, entry_id=entry_id, debit_account_id=debit_id,
+                               credit_account_id=credit_id, amount=amount, currency=currency,
+                               expires_at=expiry, created_at=recorded_at)
+
+        entry = EntryRow(key, request_hash, kind, self.clock(), description, meta, None, None)
+        write = Write(entry, [Leg(debit, Side.DEBIT, amount, currency, pending=True),
+                              Leg(credit, Side.CREDIT, amount, currency, pending=True)], [], after)
+        result = self._apply_one(write)
+        return self._hold_result(result)
+
+    def post_hold(self, idempotency_key: str, hold_id: int, amount: int | None = None, *,
+                  keep_remainder: bool = False, description: str = "",
+                  metadata: Mapping[str, Any] | None = None) -> HoldResult:
+        """Post ``amount`` (default: all) of a pending hold and release the rest, or
+        with ``keep_remainder`` keep the rest on hold in a continuation hold."""
+        key = check_key(idempotency_key)
+        if amount is not None:
+            check_minor(amount)
+        meta = check_metadata(metadata)
+        request_hash = fingerprint(["post_hold", hold_id, amount, keep_remainder, description, meta])
+        hold = _holds.load_hold(self.store, hold_id, lock=True)
+        replay = self.engine.check_key(key, request_hash)
+        if replay is not None:
+            return self._hold_result(replay)
+        try:
+            hold = _holds.check_postable(hold, hold_id, amount if amount is not None else 0, self.clock())
+            posted = hold.amount if amount is None else amount
+            entry = EntryRow(key, request_hash, EntryKind.HOLD_POST.value, self.clock(), description, meta, None,
+                             hold.id)
+            continuation: list[HoldView] = []
+            result = self._apply_one(_holds.post_write(self.store, hold, entry, amount=posted,
+                                                       keep_remainder=keep_remainder, continuation=continuation))
+        except LedgerError as error:
+            remember_refusal(error, key, request_hash, self.clock)
+            raise
+        return self._hold_result(result)
+
+    def void_hold(self, idempotency_key: str, hold_id: int, *, description: str = "",
+                  metadata: Mapping[str, Any] | None = None) -> HoldResult:
+        """Release a pending hold without posting anything."""
+        key = check_key(idempotency_key)
+        meta = check_metadata(metadata)
+        request_hash = fingerprint(["void_hold", hold_id, description, meta])
+        hold = _holds.load_hold(self.store, hold_id, lock=True)
+        replay = self.engine.check_key(key, request_hash)
+        if replay is not None:
+            return self._hold_result(replay)
+        try:
+            hold = _holds.check_postable(hold, hold_id, None, self.clock())
+            entry = EntryRow(key, request_hash, EntryKind.HOLD_VOID.value, self.clock(), description, meta, None,
+                             hold.id)
+            result = self._apply_one(_holds.release_write(self.store, hold, entry, HoldStatus.VOIDED))
+        except LedgerError as error:
+            remember_refusal(error, key, request_hash, self.clock)
+            raise
+        return self._hold_result(result)
+
+    def expire_holds(self, *, limit: int = 500) -> list[int]:
+        """Expire up to ``limit`` pending holds whose ``expires_at`` has passed, in one
+        batch. Returns their ids. Safe to run in several workers at once."""
+        now = self.clock()
+        due = _holds.expired_pending(self.store, now, limit)
+        writes = []
+        for hold in due:
+            key = _holds.expiry_key(hold.id)
+            entry = EntryRow(key, fingerprint(["expire", hold.id]), EntryKind.HOLD_EXPIRE.value, now,
+                             f"hold {hold.id} expired", {}, None, hold.id)
+            writes.append(_holds.release_write(self.store, hold, entry, HoldStatus.EXPIRED))
+        self.engine.apply(writes)
+        return [hold.id for hold in due]
+
+    def get_hold(self, hold_id: int) -> HoldView:
+        hold = _holds.load_hold(self.store, hold_id)
+        if hold is None:
+            raise HoldNotFound(f"hold {hold_id} does not exist", hold_id=hold_id)
+        return hold
+
+    # -- reads --------------------------------------------------------------------
+
+    def balance(self, account: AccountRef, *, as_of: dt.datetime | None = None) -> Balance:
+        return _queries.balance(self.store, check_account_ref(account, "account"), as_of)
+
+    def account_lines(self, account: AccountRef, *, cursor: str | None = None,
+                      limit: int = 50) -> Page[AccountLine]:
+        return _queries.account_lines(self.store, check_account_ref(account, "account"), cursor=cursor,
+                                      limit=limit)
+
+    # -- internals ----------------------------------------------------------------
+
+    def _apply_one(self, write: Write) -> EntryResult:
+        try:
+            return self.engine.apply([write])[0]
+        except LedgerError as error:
+            remember_refusal(error, write.entry.idempotency_key, write.entry.request_hash, self.clock)
+            raise
+
+    def _lock_entry(self, entry_id: int) -> None:
+        if self.store.dialect == "postgresql":
+            self.session.execute(text("SELECT id FROM ledger_entries WHERE id = :id FOR UPDATE"), {"id": entry_id})
+
+    def _hold_result(self, entry: EntryResult) -> HoldResult:
+        if entry.kind in (EntryKind.HOLD_POST.value, EntryKind.HOLD_VOID.value, EntryKind.HOLD_EXPIRE.value):
+            assert entry.hold_id is not None
+            hold = _holds.load_hold(self.store, entry.hold_id)
+            continuation = _holds.load_hold_by_entry(self.store, entry.id)
+        else:
+            hold = _holds.load_hold_by_entry(self.store, entry.id)
+            continuation = None
+        assert hold is not None
+        return HoldResult(hold, entry, continuation)
+
+
+def _attributes(account: AccountView) -> tuple[Any, ...]:
+    return (account.currency, account.type, account.debits_must_not_exceed_credits,
+            account.credits_must_not_exceed_debits, account.credit_limit, dict(account.metadata))
+
+
+def _entry_exists(session: Session, entry_id: int) -> bool:
+    return session.execute(text("SELECT 1 FROM ledger_entries WHERE id = :id"), {"id": entry_id}).first() is not None
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

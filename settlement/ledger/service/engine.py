@@ -1,0 +1,246 @@
+"""The write engine: apply a list of entries atomically.
+
+Steps, all inside the caller's transaction:
+
+1. lock every account the entries touch, in account-id order;
+2. replay the entries, in order, on in-memory copies of the counters, refusing the
+   first entry that breaks an account limit (``insufficient_funds``) or names an
+   unknown account or a posting in another currency; each posting records the
+   account's posted counters right after it;
+3. insert all entries, then all postings, then update each touched account once.
+
+Step 3's entry insert skips idempotency keys a concurrent transaction committed
+while this one waited for locks; those entries are dropped from the write and
+answered as replays, and step 2 is redone for the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from settlement.errors import SettlementError, error_class
+from settlement.ledger.errors import (
+    AccountNotFound,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LedgerError,
+)
+from settlement.ledger.models import Side
+from settlement.ledger.service.prepare import Write
+from settlement.ledger.store import AccountRow, LedgerStore, PostingRow, RefusalRow, store_for
+from settlement.ledger.types import EntryResult, PostingView
+
+
+class Engine:
+    def __init__(self, session: Session, store: LedgerStore, clock: Callable[[], dt.datetime]) -> None:
+        self.session = session
+        self.store = store
+        self.clock = clock
+
+    # -- applying -----------------------------------------------------------------
+
+    def apply(self, writes: Sequence[Write]) -> list[EntryResult]:
+        if not writes:
+            return []
+        accounts = self._lock(writes)
+        originals = {a.id: _copy(a) for a in accounts.values()}
+        postings, touched = self._simulate(writes, accounts)
+        inserted = self.store.insert_entries([w.entry for w in writes], self.clock())
+        if len(inserted) < len(writes):
+            writes, postings, touched, replays = self._drop_concurrent_duplicates(writes, inserted, originals)
+            if not writes:
+                return replays
+        else:
+            replays = []
+        entry_ids = {key: entry_id for key, (entry_id, _) in inserted.items()}
+        stamps = {key: stamp for key, (_, stamp) in inserted.items()}
+        posting_ids = self.store.insert_postings(postings, entry_ids, stamps) if postings else []
+        self.store.update_counters(touched)
+        return replays + self._results(writes, postings, posting_ids, entry_ids, stamps)
+
+    def _lock(self, writes: Sequence[Write]) -> dict[int | str, AccountRow]:
+        ids: set[int] = set()
+        codes: set[str] = set()
+        for write in writes:
+            for leg in write.legs:
+                (ids if isinstance(leg.account, int) else codes).add(leg.account)  # type: ignore[arg-type]
+            for release in write.releases:
+                ids.add(release.account_id)
+        rows = self.store.lock_accounts(sorted(ids), sorted(codes))
+        found: dict[int | str, AccountRow] = {}
+        for row in rows:
+            found[row.id] = row
+            found[row.code] = row
+        return found
+
+    def _simulate(self, writes: Sequence[Write],
+                  accounts: dict[int | str, AccountRow]) -> tuple[list[PostingRow], list[AccountRow]]:
+        postings: list[PostingRow] = []
+        touched: dict[int, AccountRow] = {}
+        for index, write in enumerate(writes):
+            changed: dict[int, AccountRow] = {}
+            for release in write.releases:
+                account = accounts[release.account_id]
+                _add(account, release.side, -release.amount, pending=True)
+                changed[account.id] = account
+            for position, leg in enumerate(write.legs):
+                found = accounts.get(leg.account)
+                if found is None:
+                    raise AccountNotFound(f"account {leg.account!r} does not exist", account=str(leg.account),
+                                          index=index, posting=position)
+                account = found
+                if account.currency != leg.currency:
+                    raise CurrencyMismatch(
+                        f"posting in {leg.currency} to account {account.code} which is in {account.currency}",
+                        account=account.code, account_currency=account.currency, currency=leg.currency,
+                        index=index, posting=position)
+                _add(account, leg.side, leg.amount, leg.pending)
+                changed[account.id] = account
+                postings.append(PostingRow(write.entry.idempotency_key, account.id, leg.side, leg.amount,
+                                           leg.currency, leg.pending, account.debits_posted,
+                                           account.credits_posted))
+            for account in changed.values():
+                rule = account.violation()
+                if rule is not None:
+                    raise InsufficientFunds(
+                        f"entry would take account {account.code} beyond its limit ({rule})",
+                        account=account.code, rule=rule, index=index)
+            touched.update(changed)
+        return postings, list(touched.values())
+
+    def _drop_concurrent_duplicates(
+        self, writes: Sequence[Write], inserted: dict[str, tuple[int, Any]], originals: dict[int, AccountRow],
+    ) -> tuple[list[Write], list[PostingRow], list[AccountRow], list[EntryResult]]:
+        kept = [w for w in writes if w.entry.idempotency_key in inserted]
+        dropped = [w for w in writes if w.entry.idempotency_key not in inserted]
+        stored, _ = self.store.find_keys([w.entry.idempotency_key for w in dropped])
+        for write in dropped:
+            _, request_hash = stored[write.entry.idempotency_key]
+            if request_hash != write.entry.request_hash:
+                raise IdempotencyConflict(
+                    f"idempotency key {write.entry.idempotency_key!r} was used for a different request",
+                    idempotency_key=write.entry.idempotency_key)
+        replays = self.load([stored[w.entry.idempotency_key][0] for w in dropped], replayed=True)
+        accounts: dict[int | str, AccountRow] = {}
+        for row in originals.values():
+            fresh = _copy(row)
+            accounts[fresh.id] = fresh
+            accounts[fresh.code] = fresh
+        postings, touched = self._simulate(kept, accounts)
+        return kept, postings, touched, replays
+
+    def _results(self, writes: Sequence[Write], postings: Sequence[PostingRow], posting_ids: Sequence[int],
+                 entry_ids: dict[str, int], stamps: dict[str, Any]) -> list[EntryResult]:
+        views: dict[str, list[PostingView]] = {}
+        for row, posting_id in zip(postings, posting_ids, strict=True):
+            views.setdefault(row.entry_key, []).append(PostingView(
+                posting_id, row.account_id, row.side, row.amount, row.currency, row.pending,
+                row.debits_posted_after, row.credits_posted_after))
+        results: list[EntryResult] = []
+        for write in writes:
+            entry = write.entry
+            entry_id = entry_ids[entry.idempotency_key]
+            recorded_at = self.store.time(stamps[entry.idempotency_key])
+            legs = tuple(views.get(entry.idempotency_key, ()))
+            if write.after_insert is not None:
+                write.after_insert(entry_id, recorded_at, legs)
+            results.append(EntryResult(
+                entry_id, entry.idempotency_key, entry.kind, entry.effective_at, recorded_at, entry.description,
+                entry.metadata, legs, entry.reverses_entry_id, entry.hold_id))
+        return results
+
+    # -- reading back -------------------------------------------------------------
+
+    def load(self, entry_ids: Sequence[int], *, replayed: bool = False) -> list[EntryResult]:
+        """Entries by id, in the order asked, as stored."""
+        if not entry_ids:
+            return []
+        rows = {int(r[0]): r for r in self.store.entries_by_id(entry_ids)}
+        legs: dict[int, list[PostingView]] = {}
+        for p in self.store.postings_of(list(rows)):
+            legs.setdefault(int(p[1]), []).append(PostingView(
+                int(p[0]), int(p[2]), Side(p[3]), int(p[4]), p[5], bool(p[6]), int(p[7]), int(p[8])))
+        out = []
+        for entry_id in entry_ids:
+            r = rows[entry_id]
+            out.append(EntryResult(
+                entry_id, r[1], r[2], self.store.time(r[3]), self.store.time(r[4]), r[5] or "",
+                self.store.load_json(r[6]), tuple(legs.get(entry_id, ())),
+                None if r[7] is None else int(r[7]), None if r[8] is None else int(r[8]), replayed))
+        return out
+
+    # -- idempotency --------------------------------------------------------------
+
+    def check_key(self, key: str, request_hash: str) -> EntryResult | None:
+        """The stored result for ``key`` if this exact request was seen; raises the
+        stored refusal again if it was refused; raises IdempotencyConflict if the key
+        was used for a different request; None if the key is new."""
+        entries, refusals = self.store.find_keys([key])
+        return self.resolve_key(key, request_hash, entries, refusals)
+
+    def resolve_key(self, key: str, request_hash: str, entries: dict[str, tuple[int, str]],
+                    refusals: dict[str, RefusalRow]) -> EntryResult | None:
+        if key in entries:
+            entry_id, stored_hash = entries[key]
+            if stored_hash != request_hash:
+                raise IdempotencyConflict(f"idempotency key {key!r} was used for a different request",
+                                          idempotency_key=key)
+            return self.load([entry_id], replayed=True)[0]
+        refusal = refusals.get(key)
+        if refusal is not None:
+            if refusal.request_hash != request_hash:
+                raise IdempotencyConflict(f"idempotency key {key!r} was used for a different request",
+                                          idempotency_key=key)
+            raise replay_refusal(refusal)
+        return None
+
+
+#: Business refusals remembered under their key (TigerBeetle's "transient" results);
+#: malformed requests and conflicts are not.
+RECORDED_REFUSALS = frozenset({
+    "insufficient_funds", "account_not_found", "currency_mismatch", "hold_not_found", "hold_expired",
+    "hold_already_resolved", "exceeds_hold_amount", "entry_not_found", "already_reversed",
+    "entry_not_reversible",
+})
+
+
+def replay_refusal(refusal: RefusalRow) -> SettlementError:
+    error = error_class(refusal.code)(refusal.message, **refusal.detail)
+    error.replayed = True
+    return error
+
+
+def remember_refusal(error: LedgerError, key: str, request_hash: str, clock: Callable[[], dt.datetime]) -> None:
+    """Arrange for ``error`` to be stored under ``key`` once the unit of work has rolled
+    back, if it is a business refusal."""
+    if error.code not in RECORDED_REFUSALS or error.replayed:
+        return
+
+    def record(session: Session) -> None:
+        store_for(session).insert_refusal(key, request_hash, code=error.code, message=error.message,
+                                          detail=error.detail, now=clock())
+
+    error.after_rollback = record
+
+
+def _add(account: AccountRow, side: Side, amount: int, pending: bool) -> None:
+    if pending:
+        if side is Side.DEBIT:
+            account.debits_pending += amount
+        else:
+            account.credits_pending += amount
+    elif side is Side.DEBIT:
+        account.debits_posted += amount
+    else:
+        account.credits_posted += amount
+
+
+def _copy(row: AccountRow) -> AccountRow:
+    return AccountRow(row.id, row.code, row.currency, row.type, row.debits_must_not_exceed_credits,
+                      row.credits_must_not_exceed_debits, row.credit_limit, row.debits_pending,
+                      row.debits_posted, row.credits_pending, row.credits_posted)

@@ -1,0 +1,11 @@
+"""Every table of the service, imported in one place so Alembic sees the whole
+schema. Each domain package adds its ``models`` module here."""
+
+from __future__ import annotations
+
+from settlement.db.base import Base
+from settlement.ledger import models as ledger_models
+
+metadata = Base.metadata
+
+__all__ = ["ledger_models", "metadata"]
