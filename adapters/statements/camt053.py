@@ -4,12 +4,12 @@ Elements are matched on local names, so any namespace
 ``urn:iso:std:iso:20022:tech:xsd:camt.053.001.NN`` is read the same way; the
 differences between versions that matter here are absorbed:
 
-* entry status is ``<Sts>BOOK</Sts>`` up to .05 and ``<Sts><Cd>BOOK</Cd></Sts>``
-  later;
+* entry status is ``<Sts>BOOK</Sts>`` up to .06 and ``<Sts><Cd>BOOK</Cd></Sts>``
+  from .07 on;
 * a transaction's amount is ``TxDtls/AmtDtls/TxAmt/Amt`` in .02 and
   ``TxDtls/Amt`` from .03 on;
 * parties are ``Dbtr/Nm`` up to .07 and ``Dbtr/Pty/Nm`` from .08 on;
-* a bank's BIC is ``FinInstnId/BIC`` up to .03 and ``FinInstnId/BICFI`` later.
+* a bank's BIC is ``FinInstnId/BIC`` in .02 and ``FinInstnId/BICFI`` later.
 
 Rules:
 
@@ -74,16 +74,17 @@ def _local(tag: str) -> str:
 
 
 def _find(element: Element | None, path: str) -> Element | None:
-    """First descendant along ``path`` (``"A/B/C"``), matching local names."""
+    """First descendant along ``path`` (``"A/B/C"``). Tags are local names by now:
+    the reader strips namespaces as elements open."""
     for name in path.split("/"):
         if element is None:
             return None
-        element = next((child for child in element if _local(child.tag) == name), None)
+        element = element.find(name)
     return element
 
 
 def _find_all(element: Element, name: str) -> list[Element]:
-    return [child for child in element if _local(child.tag) == name]
+    return element.findall(name)
 
 
 def _text(element: Element | None, path: str = "") -> str:
@@ -214,8 +215,10 @@ def _read(events: Iterator[tuple[str, Element]], stack: list[Element]) -> Iterat
     with _xml_errors(produced=True):
         for event, element in events:
             if event == "start":
+                # local names from here on: versions and prefixes differ only in namespace
+                element.tag = _local(element.tag)
                 stack.append(element)
-                if len(stack) == 3 and _local(element.tag) == "Stmt":
+                if len(stack) == 3 and element.tag == "Stmt":
                     statements += 1
                     statement = _Statement(statements)
                 continue
@@ -227,7 +230,7 @@ def _read(events: Iterator[tuple[str, Element]], stack: list[Element]) -> Iterat
                 continue
             if len(stack) != 3 or statement is None:
                 continue
-            name = _local(element.tag)
+            name = element.tag
             if name == "Id":
                 statement.statement_id = (element.text or "").strip()
             elif name == "Acct":

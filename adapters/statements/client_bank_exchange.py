@@ -120,17 +120,24 @@ def parse_client_bank_exchange(stream: BinaryIO, *, accounts: Collection[str] = 
     encoding = _encoding(header)
     fields: dict[str, str] = {}
     ours = set(accounts)
+    stray: list[StatementLineError] = []
     for number, line in enumerate(header, start=2):
         try:
-            key, _, value = line.decode(encoding).partition("=")
+            key, has_value, value = line.decode(encoding).partition("=")
         except UnicodeDecodeError:
             raise UnusableStatement(f"header line {number} has bytes that are not {encoding}",
                                     line_number=number) from None
-        fields[key.strip()] = value.strip()
-        if key.strip() == "РасчСчет" and value.strip():
-            ours.add(value.strip())
+        key, value = key.strip(), value.strip()
+        if has_value:
+            fields[key] = value
+            if key == "РасчСчет" and value:
+                ours.add(value)
+        elif key:
+            stray.append(StatementLineError(format=FORMAT, line_number=number, field=key,
+                                            reason="not a key=value header line", raw=key[:200]))
     period = f"{fields.get('ДатаНачала', '')}..{fields.get('ДатаКонца', '')}"
-    return _Body(reader, encoding, ours, period, max_consecutive_errors).items(raw)
+    body = _Body(reader, encoding, ours, period, max_consecutive_errors)
+    return body.items(raw, stray)
 
 
 class _Reader:
@@ -213,7 +220,8 @@ class _Body:
     def statement_id(self, account: str) -> str:
         return self.statements.get(account) or f"{account}:{self.period}"
 
-    def items(self, raw: bytes | None) -> Iterator[StatementItem]:
+    def items(self, raw: bytes | None, header_errors: list[StatementLineError]) -> Iterator[StatementItem]:
+        yield from header_errors
         section: _Section | None = None
         while raw is not None:
             number = self.reader.line_number
