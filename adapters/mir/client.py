@@ -246,7 +246,8 @@ class MirRail:
         except ProtocolError as exc:
             raise Malformed(f"answer to {mti} {rrn}: {exc}", rail=RAIL) from None
         if not protocol.mac_is_valid(self._key, answer_raw, answer):
-            reason = "carries no MAC" if protocol.MAC_FIELD not in answer else "has a wrong MAC"
+            reason = ("has a wrong MAC" if any(name in answer for name in protocol.MAC_FIELDS)
+                      else "carries no MAC")
             raise SignatureInvalid(f"answer to {mti} {rrn} {reason}", rail=RAIL,
                                    detail={"rrn": rrn, "mti": answer["t"]})
         if answer["t"] != ANSWER_MTI[mti] or answer.get("37") != rrn or answer.get("11") != stan:
@@ -304,7 +305,7 @@ def _rail_reference(answer: Mapping[str, str], fallback: str | None) -> str:
 
 def _safe_raw(answer: Mapping[str, str]) -> dict[str, str]:
     """The answer's fields for audit, with any PAN masked and the MAC left out."""
-    raw = {name: value for name, value in answer.items() if name not in ("p", protocol.MAC_FIELD)}
+    raw = {name: value for name, value in answer.items() if name not in ("p", "1", *protocol.MAC_FIELDS)}
     if "2" in raw:
         raw["2"] = mask_pan(raw["2"])
     return raw

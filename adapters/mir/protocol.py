@@ -39,7 +39,7 @@ Fields
 49  ``643``
 62  0220 only: ``F`` final completion (the uncaptured rest is released) or
     ``P`` more completions follow; absent means ``F`` (*our convention*)
-64  MAC (see below)
+64  MAC, or 128 when field 90 is present (see below)
 90  0220, 0400 and refunds: the original transaction's RRN (12 characters)
     zero-filled to 42; answers carry it too (*our convention*: ISO 8583:1987
     puts the original MTI, STAN, time and institution ids here, but the host
@@ -64,15 +64,16 @@ Message authentication (our convention)
 =======================================
 
 NSPK's real security layer (key management, MAC algorithm) is not public. Every
-message in both directions carries field 64 = the first 8 bytes of AES-CMAC
-(:mod:`cryptography`) over the packed message *with bit 64 set in the bitmap and the
-MAC characters themselves left out*, written as 16 upper-case hex characters. Field
-64 is the last field of the primary bitmap and no secondary-bitmap field is used, so
-the MAC input is simply every byte before the last 16. The key is shared (hex in the
-adapter configuration, 16, 24 or 32 bytes). The adapter rejects any answer whose
-MAC is absent or wrong (:class:`~adapters.base.SignatureInvalid`); the host answers
-a request with a bad MAC with response code ``63`` (security violation) and does not
-process it.
+message in both directions ends with a MAC in the last field of its last bitmap, as
+ISO 8583 places it: field 64, or field 128 when the secondary bitmap is present
+(field 90 needs it). The MAC is the first 8 bytes of AES-CMAC (:mod:`cryptography`)
+over the packed message *with the MAC field's bit set in the bitmap and the MAC
+characters themselves left out*, written as 16 upper-case hex characters. Since the
+MAC field is the last one, the MAC input is simply every byte before the last 16.
+The key is shared (hex in the adapter configuration, 16, 24 or 32 bytes). The
+adapter rejects any answer whose MAC is absent or wrong
+(:class:`~adapters.base.SignatureInvalid`); the host answers a request with a bad
+MAC with response code ``63`` (security violation) and does not process it.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ from adapters.mir.terms import MOSCOW
 #: but no message of ours comes near 1 KiB, so a larger length means a broken peer.
 MAX_MESSAGE_LENGTH = 4096
 
-MAC_FIELD = "64"
-MAC_LENGTH = 16   # hex characters, as field 64 of default_ascii is fixed at 16
+MAC_FIELDS = ("64", "128")
+MAC_LENGTH = 16   # hex characters: fields 64 and 128 of default_ascii are fixed at 16
 
 PURCHASE = "000000"
 REFUND = "200000"
@@ -199,11 +200,17 @@ def compute_mac(key: bytes, data: bytes) -> str:
     return mac.finalize()[:8].hex().upper()
 
 
+def mac_field(fields: Mapping[str, str]) -> str:
+    """Where the MAC of ``fields`` goes: 128 when any field above 64 is present."""
+    secondary = any(name.isdigit() and 64 < int(name) < 128 for name in fields)
+    return "128" if secondary else "64"
+
+
 def mac_is_valid(key: bytes, raw: bytes, fields: Mapping[str, str]) -> bool:
-    """True when ``raw`` (a decoded message's bytes) ends with a correct field 64."""
-    if MAC_FIELD not in fields or "1" in fields:
-        # With a secondary bitmap field 64 would not be last and our MAC input rule
-        # would not hold; we never send one, so such a message is not ours.
+    """True when ``raw`` (a decoded message's bytes) ends with a correct MAC in the
+    right field (64 without a secondary bitmap, 128 with one, never both)."""
+    expected_field = "128" if "1" in fields else "64"
+    if expected_field not in fields or ("64" in fields and "128" in fields):
         return False
     expected = compute_mac(key, raw[:-MAC_LENGTH])
     return hmac.compare_digest(expected.encode("ascii"), raw[-MAC_LENGTH:])
@@ -213,9 +220,9 @@ def mac_is_valid(key: bytes, raw: bytes, fields: Mapping[str, str]) -> bool:
 
 
 def encode(fields: Mapping[str, str], key: bytes) -> bytes:
-    """Pack ``fields`` (``"t"`` is the MTI) and append the MAC as field 64."""
-    doc = {name: value for name, value in fields.items() if name not in ("p", "1", MAC_FIELD)}
-    doc[MAC_FIELD] = "0" * MAC_LENGTH
+    """Pack ``fields`` (``"t"`` is the MTI) and append the MAC (field 64 or 128)."""
+    doc = {name: value for name, value in fields.items() if name not in ("p", "1", *MAC_FIELDS)}
+    doc[mac_field(doc)] = "0" * MAC_LENGTH
     try:
         raw, _ = iso8583.encode(doc, default_ascii)
     except iso8583.EncodeError as exc:
@@ -226,7 +233,7 @@ def encode(fields: Mapping[str, str], key: bytes) -> bytes:
 
 
 def encode_unsigned(fields: Mapping[str, str]) -> bytes:
-    doc = {name: value for name, value in fields.items() if name not in ("p", "1", MAC_FIELD)}
+    doc = {name: value for name, value in fields.items() if name not in ("p", "1", *MAC_FIELDS)}
     raw, _ = iso8583.encode(doc, default_ascii)
     return bytes(raw)
 
