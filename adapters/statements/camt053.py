@@ -20,8 +20,9 @@ Rules:
 * ``Bal`` elements give :class:`StatementBalance` items (signed by ``CdtDbtInd``).
 * The XML is read by defusedxml's ``iterparse`` with DTDs, entity declarations and
   external references forbidden (:class:`UnsafeStatement`), and every finished
-  element is detached from the tree, so memory stays flat for any number of
-  entries.
+  entry, balance or statement is detached from the tree, so memory is bounded by
+  the largest single entry whatever the number of entries. Nesting deeper than
+  :data:`MAX_DEPTH` makes the file unusable.
 * The document element must be ``Document`` in a camt.053 namespace with
   ``BkToCstmrStmt`` under it; this is checked before the reader is returned, so a
   file that is not camt.053 fails at once.
@@ -55,6 +56,8 @@ from adapters.statements.base import (
 )
 
 FORMAT = StatementFormat.CAMT053
+#: Real statements nest about 15 deep; more is an attempt to grow the parse stack.
+MAX_DEPTH = 64
 NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})")
 _STATUS = {status.value: status for status in EntryStatus}
 
@@ -157,7 +160,7 @@ class _Statement:
         self.statement_id = ""
         self.account = ""
         self.balances = 0
-        self.complained = False
+        self.checked = False
 
     @property
     def label(self) -> str:
@@ -172,7 +175,7 @@ def parse_camt053(stream: BinaryIO) -> Iterator[StatementItem]:
     :class:`UnusableStatement` mid-stream when the XML breaks off.
     """
     events = safe_iterparse(stream, events=("start", "end"), forbid_dtd=True,
-                                  forbid_entities=True, forbid_external=True)
+                            forbid_entities=True, forbid_external=True)
     stack: list[Element] = []
     with _xml_errors(produced=False):
         for event, element in events:
@@ -218,14 +221,21 @@ def _read(events: Iterator[tuple[str, Element]], stack: list[Element]) -> Iterat
                 # local names from here on: versions and prefixes differ only in namespace
                 element.tag = _local(element.tag)
                 stack.append(element)
+                if len(stack) > MAX_DEPTH:
+                    raise UnusableStatement(f"elements nested deeper than {MAX_DEPTH}",
+                                            field_name=element.tag)
                 if len(stack) == 3 and element.tag == "Stmt":
                     statements += 1
                     statement = _Statement(statements)
                 continue
             stack.pop()
-            if len(stack) == 2:
+            if len(stack) <= 2:
                 # a finished child of BkToCstmrStmt (GrpHdr, Stmt): detach it
-                stack[-1].remove(element)
+                if stack:
+                    stack[-1].remove(element)
+                if len(stack) == 2 and element.tag not in ("GrpHdr", "Stmt", "SplmtryData"):
+                    yield StatementLineError(format=FORMAT, line_number=0, field=element.tag,
+                                             reason="not allowed under BkToCstmrStmt: ignored")
                 statement = None
                 continue
             if len(stack) != 3 or statement is None:
@@ -248,9 +258,9 @@ def _read(events: Iterator[tuple[str, Element]], stack: list[Element]) -> Iterat
 
 
 def _check_statement(statement: _Statement) -> Iterator[StatementLineError]:
-    if statement.complained:
+    if statement.checked:
         return
-    statement.complained = True
+    statement.checked = True
     if not statement.statement_id:
         yield StatementLineError(format=FORMAT, line_number=0, field="Stmt/Id", reason="missing",
                                  statement_id=statement.label)

@@ -176,3 +176,17 @@ def test_non_numeric_amounts_in_both_formats() -> None:
         assert isinstance(error, StatementLineError)
         assert error.field == field
         assert "not a decimal amount" in error.reason
+
+
+def test_deep_nesting_is_refused() -> None:
+    data = (document_open(8) + statement_open() + "<Ntry>" + "<AddtlNtryInf>" * 100_000).encode()
+    with pytest.raises(UnusableStatement, match="nested deeper than 64"):
+        list(parse_statement(io.BytesIO(data)))
+
+
+def test_entries_outside_a_statement_are_reported_not_booked() -> None:
+    data = (document_open(8) + entry_xml(8, Entry("1.00", "CRDT")) + statement_open()
+            + entry_xml(8, Entry("2.00", "CRDT")) + "</Stmt>" + DOCUMENT_CLOSE).encode()
+    items = list(parse_statement(io.BytesIO(data)))
+    assert [(type(i).__name__, getattr(i, "field", "")) for i in items] == [
+        ("StatementLineError", "Ntry"), ("StatementLine", "")]
