@@ -356,16 +356,19 @@ class UnionPayRail:
 
     def _result(self, reference: str, amount: int, answer: Mapping[str, str], status: TxnStatus,
                 rail_reference: str) -> RailResult:
+        """The result of a money movement: PENDING for 05, ``status`` for 00 (when the
+        answer moved exactly ``amount``), the error :func:`raise_for_code` names else."""
+        operation = answer["txnType"]
         code = answer["respCode"]
         if code == RespCode.ACCEPTED:
             status = TxnStatus.PENDING
         elif code not in OUTCOME_UNKNOWN:
-            raise_for_code(answer, "operation")
-            require(answer, ("queryId", "txnAmt"), "answer")
+            raise_for_code(answer, f"txnType {operation}")
+            require(answer, ("queryId", "txnAmt"), f"txnType {operation} answer")
             if parse_fen(answer["txnAmt"]) != amount:
                 raise Malformed(f"answer moved {answer['txnAmt']} fen, we asked for {amount}", rail=RAIL)
         else:
-            raise_for_code(answer, "operation")
+            raise_for_code(answer, f"txnType {operation}")
         return RailResult(rail=RAIL, reference=reference, rail_reference=rail_reference or answer.get(
             "queryId", ""), status=status, amount=amount, currency=CURRENCY, response_code=code,
             rrn=_trace(answer), raw=answer)
