@@ -116,8 +116,9 @@ def parse_client_bank_exchange(stream: BinaryIO, *, accounts: Collection[str] = 
             break
         header.append(raw)
         if len(header) > MAX_HEADER_LINES:
-            raise UnusableStatement("no section after 1000 header lines", line_number=reader.line_number)
-    encoding = _encoding(header)
+            raise UnusableStatement(f"no section after {MAX_HEADER_LINES} header lines",
+                                    line_number=reader.line_number)
+    encoding = _encoding(header if raw is None else [*header, raw])
     fields: dict[str, str] = {}
     ours = set(accounts)
     stray: list[StatementLineError] = []
@@ -163,13 +164,15 @@ def _key(raw: bytes, encoding: str) -> str:
 
 
 def _encoding(header: list[bytes]) -> str:
-    """The encoding the header's keys are written in, checked against ``Кодировка``."""
-    hits = {enc: sum(_key(raw, enc) in _HEADER_KEYS for raw in header) for enc in ENCODINGS.values()}
+    """The encoding the header's keys (and the first section line) are written in,
+    checked against ``Кодировка``."""
+    known = _HEADER_KEYS | set(_SECTION_STARTS)
+    hits = {enc: sum(_key(raw, enc) in known for raw in header) for enc in ENCODINGS.values()}
     detected = max(hits, key=lambda enc: hits[enc])
     if hits[detected] == 0:
         raise UnusableStatement("the header keys read neither as cp1251 (Windows) nor cp866 (DOS)",
                                 field_name="Кодировка")
-    declared = next((raw.decode(detected).partition("=")[2].strip() for raw in header
+    declared = next((raw.decode(detected, errors="replace").partition("=")[2].strip() for raw in header
                      if _key(raw, detected) == "Кодировка"), None)
     if declared is not None and ENCODINGS.get(declared.casefold()) != detected:
         raise UnusableStatement(f"Кодировка={declared} but the file is written in {detected}",

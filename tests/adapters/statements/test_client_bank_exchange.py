@@ -190,3 +190,10 @@ def test_header_is_required() -> None:
         parse_client_bank_exchange(io.BytesIO("ВерсияФормата=1.03\r\n".encode("cp1251")))
     with pytest.raises(UnusableStatement, match="empty"):
         parse_client_bank_exchange(io.BytesIO(b""))
+
+
+def test_bare_header_is_detected_from_the_first_section() -> None:
+    body = [*one_c_document("9", "9.99"), "КонецФайла"]
+    data = ("\r\n".join(["1CClientBankExchange", *body]) + "\r\n").encode("cp866")
+    [line] = _lines(_parse(data, accounts=[OUR_ACCOUNT]))
+    assert (line.amount, line.remittance) == (999, "Оплата по договору")
