@@ -1,0 +1,45 @@
+"""Alipay-style wallet rail: CNY trades and cross-border forex trades, pre-authorization
+with several captures, refunds, transfers to sellers, and Alipay's cross-border
+settlement file; plus a simulator of Alipay's open-platform gateway.
+
+The service reaches it through the ``settlement.rails`` entry point ``alipay``::
+
+    rail = plugin.create_rail(config)          # see AlipayRail.from_config for the keys
+    simulator = plugin.create_simulator(signing="wrong-key")  # options: see .simulator
+
+Modules: :mod:`.signing` (RSA2), :mod:`.transport` (one signed call),
+:mod:`.client` (the rail), :mod:`.notifications`, :mod:`.files` (settlement file),
+:mod:`.forex` (rate file), and the simulator (:mod:`.simulator`, :mod:`.sim_model`,
+:mod:`.sim_trades`, :mod:`.sim_funds`, :mod:`.sim_delivery`).
+
+Fees: 0.6% of CNY trades, 1.2% of cross-border trades (``codec.fee_schedule_for``;
+the SPI's single ``fee_schedule`` attribute is the domestic one); refunds return no
+fee. Settlement: T+1 business days, missing after two more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from adapters.base import RailPlugin
+
+from .client import AlipayRail
+from .codec import RAIL
+from .simulator import AlipaySimulator
+
+__all__ = ["AlipayPlugin", "AlipayRail", "AlipaySimulator", "plugin"]
+
+
+class AlipayPlugin:
+    """Builds Alipay rails and simulators from plain configuration."""
+
+    name = RAIL
+
+    def create_rail(self, config: Mapping[str, str]) -> AlipayRail:
+        return AlipayRail.from_config(config)
+
+    def create_simulator(self, **options: str) -> AlipaySimulator:
+        return AlipaySimulator(**options)
+
+
+plugin: RailPlugin = AlipayPlugin()
