@@ -47,9 +47,11 @@ def test_preauth_two_partial_completions_partial_refund_and_cancel_of_the_rest(
         gateway: UnionPaySimulator, rail: UnionPayRail) -> None:
     request = card_request(gateway, 100_00)
     held = rail.authorize(request)
-    assert held.status is TxnStatus.AUTHORIZED and held.amount == 100_00
+    assert held.status is TxnStatus.AUTHORIZED
+    assert held.amount == 100_00
     query_id = held.rail_reference
-    assert len(query_id) == 21 and query_id.isdigit()
+    assert len(query_id) == 21
+    assert query_id.isdigit()
 
     first = rail.capture(CaptureRequest(new_reference("cap"), query_id, 30_00, CNY, final=False))
     second = rail.capture(CaptureRequest(new_reference("cap"), query_id, 20_00, CNY, final=False))
@@ -113,7 +115,8 @@ def test_void_of_a_same_day_sale_is_a_cancel_that_nets_to_zero(
     assert voided.raw["txnType"] == "31"
     assert gateway.transaction_status(request.reference) is TxnStatus.VOIDED
     settled = _settled(gateway, request.reference)
-    assert sum(r.net for r in settled) == 0 and len(settled) == 2
+    assert sum(r.net for r in settled) == 0
+    assert len(settled) == 2
 
 
 @pytest.mark.parametrize(("pan", "code"), sorted(TestCards.DECLINES.items()))
@@ -192,8 +195,10 @@ def test_requests_the_rail_cannot_carry(gateway: UnionPaySimulator, rail: UnionP
 def test_front_form_is_accepted_by_front_trans_req(gateway: UnionPaySimulator, rail: UnionPayRail) -> None:
     url, form = rail.front_form(card_request(gateway, 19_90), front_url="https://shop.example/back")
     page = httpx.post(url, data=form)
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert form["orderId"] in page.text and "19.90" in page.text
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert form["orderId"] in page.text
+    assert "19.90" in page.text
     tampered = httpx.post(url, data={**form, "txnAmt": "1"})
     assert "respCode=11" in tampered.text
 

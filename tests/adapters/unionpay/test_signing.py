@@ -54,7 +54,8 @@ def test_sign_method_01_matches_an_independent_computation(pki: tuple[Identity, 
     pairs = sorted((k, v) for k, v in KNOWN_FORM.items() if k != "signature" and v)
     text = "&".join(f"{k}={v}" for k, v in pairs)
     hex_digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    assert len(hex_digest) == 64 and hex_digest == hex_digest.lower()
+    assert len(hex_digest) == 64
+    assert hex_digest == hex_digest.lower()
     expected = base64.b64encode(
         gateway.key.sign(hex_digest.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())).decode()
 
