@@ -47,6 +47,7 @@ class FramedServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def port(self) -> int:
@@ -81,11 +82,27 @@ class FramedServer:
         self._loop = self._thread = self._server = None
 
     async def _open(self) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, "127.0.0.1", self._wanted_port)
+        return await asyncio.start_server(self._accepted, "127.0.0.1", self._wanted_port)
+
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback (not a coroutine) runs inside connection_made, so every
+        # connection is known before any of its code runs and stop() can close it.
+        self._writers.add(writer)
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
 
     async def _close(self) -> None:
+        # A connection the kernel accepted just before stop() is still being set up
+        # inside asyncio for a few loop turns. Let it reach _accepted before closing
+        # the listener: asyncio 3.11 never closes a socket whose setup finishes after
+        # the server closed, and its client would hang.
+        for _ in range(5):
+            await asyncio.sleep(0)
         if self._server is not None:
             self._server.close()
+        for writer in list(self._writers):
+            writer.close()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
@@ -95,9 +112,6 @@ class FramedServer:
         await asyncio.sleep(0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
         try:
             while (body := await self._read_frame(reader)) is not None:
                 reply = self._on_frame(body)
@@ -111,9 +125,9 @@ class FramedServer:
             pass   # the client went away; nothing to answer
         finally:
             writer.close()
+            self._writers.discard(writer)
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
-            self._connections.discard(task)
 
     async def _read_frame(self, reader: asyncio.StreamReader) -> bytes | None:
         """The next frame's body, or None when the connection should end (clean
