@@ -63,7 +63,6 @@ from adapters.unionpay.constants import (
     CURRENCY_CODE,
     ENCODING,
     FEES,
-    OUTCOME_UNKNOWN,
     RAIL,
     SIGN_METHOD_RSA,
     VERSION,
@@ -358,17 +357,15 @@ class UnionPayRail:
                 rail_reference: str) -> RailResult:
         """The result of a money movement: PENDING for 05, ``status`` for 00 (when the
         answer moved exactly ``amount``), the error :func:`raise_for_code` names else."""
-        operation = answer["txnType"]
+        operation = f"txnType {answer['txnType']}"
         code = answer["respCode"]
         if code == RespCode.ACCEPTED:
             status = TxnStatus.PENDING
-        elif code not in OUTCOME_UNKNOWN:
-            raise_for_code(answer, f"txnType {operation}")
-            require(answer, ("queryId", "txnAmt"), f"txnType {operation} answer")
-            if parse_fen(answer["txnAmt"]) != amount:
-                raise Malformed(f"answer moved {answer['txnAmt']} fen, we asked for {amount}", rail=RAIL)
         else:
-            raise_for_code(answer, f"txnType {operation}")
+            raise_for_code(answer, operation)
+            require(answer, ("queryId", "txnAmt"), f"{operation} answer")
+            if parse_fen(answer["txnAmt"]) != amount:
+                raise Malformed(f"{operation} answer moved {answer['txnAmt']} fen, not {amount}", rail=RAIL)
         return RailResult(rail=RAIL, reference=reference, rail_reference=rail_reference or answer.get(
             "queryId", ""), status=status, amount=amount, currency=CURRENCY, response_code=code,
             rrn=_trace(answer), raw=answer)

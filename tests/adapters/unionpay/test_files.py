@@ -126,6 +126,22 @@ def test_gbk_round_trip_with_chinese_merchant_names() -> None:
     assert parsed.gross == 100_00
 
 
+_hanzi = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.text(alphabet=_hanzi, max_size=16).map(str.strip),
+       note=st.text(alphabet=st.one_of(_hanzi, st.sampled_from("ABC123-")), max_size=16).map(str.strip))
+def test_gbk_text_fields_round_trip(name: str, note: str) -> None:
+    out = io.BytesIO()
+    write_zm(out, [record()], settlement_date=SETTLED,
+             details=lambda _: {"subMerAbbr": name, "merReserved": note})
+    ((_, values),) = list(read_zm_fields(io.BytesIO(out.getvalue())))  # type: ignore[misc]
+    assert (values["subMerAbbr"], values["merReserved"]) == (name, note)
+    (parsed,) = parse(out.getvalue())
+    assert isinstance(parsed, SettlementRecord)
+
+
 def test_long_chinese_text_is_shortened_on_a_character_boundary() -> None:
     line = format_zm_line({"subMerAbbr": "中" * 20})
     field = line[BY_KEY["subMerAbbr"].start:BY_KEY["subMerAbbr"].end]
