@@ -7,21 +7,18 @@ to. Expected refusals are never 500s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 
 class SettlementError(Exception):
     """A refusal with a stable code.
 
     ``detail`` holds machine-readable facts (which account, which field...).
-    ``after_rollback``, when set, is work the unit of work must persist in a fresh
-    transaction after rolling back the failed one (the ledger uses it to record a
-    business refusal under its idempotency key, so the refusal itself is durable
-    while nothing of the refused operation is).
+    ``durable`` is set when the refusal itself was recorded in the session (the
+    ledger remembers business refusals under their idempotency key): the unit of
+    work then commits before re-raising, so the refusal is kept. Refusals are raised
+    before the refused operation writes anything, so nothing of it is committed.
     """
 
     code: ClassVar[str] = "error"
@@ -33,7 +30,7 @@ class SettlementError(Exception):
         self.message = message
         self.detail: dict[str, Any] = detail
         self.replayed = False
-        self.after_rollback: Callable[[Session], None] | None = None
+        self.durable = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "detail": dict(self.detail)}

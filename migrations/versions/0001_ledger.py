@@ -116,6 +116,28 @@ BEGIN
 END $$;
 """
 
+PG_CLAIM = r"""
+-- Lock idempotency keys for the rest of the transaction (sorted, so two batches
+-- never deadlock), then report what is stored under them. A request that waited
+-- for a key sees the outcome committed by the transaction that held it, because
+-- each statement of a volatile function reads a fresh snapshot.
+CREATE FUNCTION ledger_claim_keys(keys text[])
+RETURNS TABLE (kind text, idempotency_key text, entry_id bigint, request_hash text, code text, message text,
+               detail jsonb)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(s.h)
+       FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(keys) AS k ORDER BY 1) AS s;
+    RETURN QUERY
+        SELECT 'e'::text, e.idempotency_key::text, e.id, e.request_hash::text, NULL::text, NULL::text, NULL::jsonb
+          FROM ledger_entries e WHERE e.idempotency_key = ANY(keys)
+        UNION ALL
+        SELECT 'r'::text, r.idempotency_key::text, NULL::bigint, r.request_hash::text, r.code::text, r.message,
+               r.detail
+          FROM ledger_refusals r WHERE r.idempotency_key = ANY(keys);
+END $$;
+"""
+
 PG_TRIGGERS = r"""
 CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries
     FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
@@ -271,6 +293,7 @@ def upgrade() -> None:
     )
     if postgres:
         op.execute(PG_FUNCTIONS)
+        op.execute(PG_CLAIM)
         op.execute(PG_TRIGGERS)
     else:
         for statement in SQLITE_TRIGGERS:
@@ -285,3 +308,4 @@ def downgrade() -> None:
         for function in ("ledger_refuse_change", "ledger_account_guard", "ledger_hold_guard",
                          "ledger_check_entry_balanced", "ledger_check_new_postings"):
             op.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")
+        op.execute("DROP FUNCTION IF EXISTS ledger_claim_keys(text[])")

@@ -2,11 +2,11 @@
 
 Domain services take a :class:`~sqlalchemy.orm.Session` and never commit. Whoever
 starts the work (an HTTP request, a task, a CLI command) wraps it in
-:func:`unit_of_work`, which commits on success and rolls back on any exception.
-When a :class:`~settlement.errors.SettlementError` carries ``after_rollback`` work
-(a business refusal the ledger must remember under its idempotency key), that work
-is committed in a fresh transaction after the rollback, so the refusal is durable
-and nothing of the refused operation is.
+:func:`unit_of_work`, which commits on success and rolls back on any exception,
+except a :class:`~settlement.errors.SettlementError` marked ``durable``: a business
+refusal the ledger recorded under its idempotency key. That one is committed (with
+whatever else the unit of work wrote before it) and re-raised. A caller that needs
+all-or-nothing across several operations catches it and raises its own error.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ def make_session_factory(engine: Engine) -> SessionFactory:
 
 @contextmanager
 def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on error (then persist any
-    ``after_rollback`` work the error carries, and re-raise)."""
+    """One transaction: commit on success, roll back on error, commit a durable
+    refusal, and re-raise."""
     session = factory()
     try:
         yield session
         session.commit()
     except SettlementError as exc:
-        session.rollback()
-        if exc.after_rollback is not None:
-            exc.after_rollback(session)
+        if exc.durable:
             session.commit()
+        else:
+            session.rollback()
         raise
     except BaseException:
         session.rollback()

@@ -1,15 +1,18 @@
 """The ledger's SQL. Everything the write path needs is a handful of set-based
 statements whose count does not depend on the number of entries:
 
-1. look up idempotency keys (entries and refusals) in one query;
+1. claim the idempotency keys and read what is stored under them (one call);
 2. lock every touched account row, in account-id order (``SELECT ... ORDER BY id FOR
    UPDATE``), so two writers that share accounts queue instead of deadlocking;
-3. insert all entries, all postings, and update each touched account once.
+3. insert all entries and postings and update each touched account once, in one
+   statement.
 
-On PostgreSQL each bulk step is a single statement over ``unnest()`` of arrays: the
-SQL text is constant whatever the batch size, so psycopg prepares it once per
-connection. SQLite (the embedded default, a single writer) runs plain per-row
-statements; its transactions begin IMMEDIATE, which serialises writers.
+A single transfer is therefore four round trips including COMMIT, and a batch of a
+thousand is the same four. On PostgreSQL each step is one statement over
+``unnest()`` of arrays: the SQL text is constant whatever the batch size, so
+psycopg prepares it once per connection. SQLite (the embedded default, a single
+writer) runs plain per-row statements; its transactions begin IMMEDIATE, which
+serialises writers.
 """
 
 from __future__ import annotations
@@ -145,8 +148,13 @@ class LedgerStore:
 
     # -- dialect-specific ---------------------------------------------------------
 
+    def claim_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
+        """Reserve ``keys`` for this transaction and return what is stored under them:
+        entries (key -> (id, request hash)) and refusals. SQLite transactions are
+        serial (BEGIN IMMEDIATE), so reading is enough there."""
+        return self.find_keys(keys)
+
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
-        """Stored entries (key -> (id, request hash)) and refusals for ``keys``."""
         rows = self.session.execute(text(
             "SELECT 'e', idempotency_key, id, request_hash, NULL, NULL, NULL FROM ledger_entries "
             "WHERE idempotency_key IN :keys UNION ALL "
@@ -172,37 +180,37 @@ class LedgerStore:
                                                                "codes": list(codes) or [""]})
         return [account_row(r) for r in rows]
 
-    def insert_entries(self, rows: Sequence[EntryRow], recorded_at: dt.datetime) -> dict[str, tuple[int, Any]]:
-        """Insert entries, skipping keys that already exist (a concurrent writer got
-        there first). Returns key -> (id, recorded_at) for the rows inserted."""
-        out: dict[str, tuple[int, Any]] = {}
-        statement = text(
+    def write(self, entries: Sequence[EntryRow], postings: Sequence[PostingRow], accounts: Sequence[AccountRow],
+              recorded_at: dt.datetime) -> tuple[dict[str, tuple[int, Any]], list[int]]:
+        """Insert entries and their postings and store the accounts' new counters.
+        Returns key -> (entry id, recorded_at) and the posting ids in order."""
+        inserted: dict[str, tuple[int, Any]] = {}
+        rec = self.bind_time(recorded_at)
+        entry_sql = text(
             "INSERT INTO ledger_entries (idempotency_key, request_hash, kind, effective_at, recorded_at, "
             "description, metadata, reverses_entry_id, hold_id) VALUES (:k, :h, :kind, :eff, :rec, :d, :m, "
-            ":r, :hold) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, recorded_at")
-        rec = self.bind_time(recorded_at)
-        for row in rows:
-            result = self.session.execute(statement, {
+            ":r, :hold) RETURNING id, recorded_at")
+        for row in entries:
+            result = self.session.execute(entry_sql, {
                 "k": row.idempotency_key, "h": row.request_hash, "kind": row.kind,
                 "eff": self.bind_time(row.effective_at), "rec": rec, "d": row.description,
-                "m": json.dumps(row.metadata), "r": row.reverses_entry_id, "hold": row.hold_id}).first()
-            if result is not None:
-                out[row.idempotency_key] = (int(result[0]), result[1])
-        return out
-
-    def insert_postings(self, rows: Sequence[PostingRow], entry_ids: dict[str, int],
-                        recorded_at: dict[str, Any]) -> list[int]:
-        statement = text(
+                "m": json.dumps(row.metadata), "r": row.reverses_entry_id, "hold": row.hold_id}).one()
+            inserted[row.idempotency_key] = (int(result[0]), result[1])
+        posting_sql = text(
             "INSERT INTO ledger_postings (entry_id, account_id, side, amount, currency, pending, recorded_at, "
             "debits_posted_after, credits_posted_after) VALUES (:e, :a, :s, :amt, :c, :p, :t, :dpa, :cpa) "
             "RETURNING id")
-        ids: list[int] = []
-        for row in rows:
-            ids.append(int(self.session.execute(statement, {
-                "e": entry_ids[row.entry_key], "a": row.account_id, "s": row.side.value, "amt": row.amount,
-                "c": row.currency, "p": row.pending, "t": recorded_at[row.entry_key],
-                "dpa": row.debits_posted_after, "cpa": row.credits_posted_after}).scalar_one()))
-        return ids
+        posting_ids = [int(self.session.execute(posting_sql, {
+            "e": inserted[row.entry_key][0], "a": row.account_id, "s": row.side.value, "amt": row.amount,
+            "c": row.currency, "p": row.pending, "t": inserted[row.entry_key][1],
+            "dpa": row.debits_posted_after, "cpa": row.credits_posted_after}).scalar_one()) for row in postings]
+        if accounts:
+            self.session.execute(text(
+                "UPDATE ledger_accounts SET debits_pending = :dpe, debits_posted = :dpo, "
+                "credits_pending = :cpe, credits_posted = :cpo WHERE id = :id"),
+                [{"id": a.id, "dpe": a.debits_pending, "dpo": a.debits_posted, "cpe": a.credits_pending,
+                  "cpo": a.credits_posted} for a in accounts])
+        return inserted, posting_ids
 
     _REFUSAL = ("INSERT INTO ledger_refusals (idempotency_key, request_hash, code, message, detail, created_at) "
                 "SELECT :k, :h, :code, :message, :detail, :now WHERE NOT EXISTS "
@@ -210,24 +218,59 @@ class LedgerStore:
 
     def insert_refusal(self, key: str, request_hash: str, *, code: str, message: str, detail: dict[str, Any],
                        now: dt.datetime) -> None:
-        """Remember a refusal under ``key`` unless the key has an entry (a concurrent
-        retry succeeded) or a refusal already."""
+        """Remember a refusal under ``key`` (once)."""
         self.session.execute(text(self._REFUSAL), {
             "k": key, "h": request_hash, "code": code, "message": message,
             "detail": json.dumps(detail, default=str), "now": self.bind_time(now)})
 
-    def update_counters(self, accounts: Sequence[AccountRow]) -> None:
-        self.session.execute(text(
-            "UPDATE ledger_accounts SET debits_pending = :dpe, debits_posted = :dpo, credits_pending = :cpe, "
-            "credits_posted = :cpo WHERE id = :id"),
-            [{"id": a.id, "dpe": a.debits_pending, "dpo": a.debits_posted, "cpe": a.credits_pending,
-              "cpo": a.credits_posted} for a in accounts])
+
+# One statement writes a whole batch: entries, postings (joined to the new entry ids
+# by key) and account counters. recorded_at is the database clock read after the
+# account locks are held, so per account it increases with posting order, which
+# the as-of balance reads rely on.
+_PG_WRITE = """
+WITH e AS (
+    INSERT INTO ledger_entries (idempotency_key, request_hash, kind, effective_at, recorded_at, description,
+                                metadata, reverses_entry_id, hold_id)
+    SELECT k, h, kind, eff, clock_timestamp(), d, CAST(m AS jsonb), r, hold
+      FROM unnest(CAST(:k AS text[]), CAST(:h AS text[]), CAST(:kind AS text[]), CAST(:eff AS timestamptz[]),
+                  CAST(:d AS text[]), CAST(:m AS text[]), CAST(:r AS bigint[]), CAST(:hold AS bigint[]))
+           AS u(k, h, kind, eff, d, m, r, hold)
+    RETURNING id, idempotency_key, recorded_at
+), p AS (
+    INSERT INTO ledger_postings (entry_id, account_id, side, amount, currency, pending, recorded_at,
+                                 debits_posted_after, credits_posted_after)
+    SELECT e.id, u.a, u.s, u.amt, u.c, u.p, e.recorded_at, u.dpa, u.cpa
+      FROM unnest(CAST(:pk AS text[]), CAST(:a AS bigint[]), CAST(:s AS text[]), CAST(:amt AS bigint[]),
+                  CAST(:c AS text[]), CAST(:p AS boolean[]), CAST(:dpa AS bigint[]), CAST(:cpa AS bigint[]))
+           WITH ORDINALITY AS u(k, a, s, amt, c, p, dpa, cpa, n)
+      JOIN e ON e.idempotency_key = u.k
+     ORDER BY u.n
+    RETURNING id, entry_id, account_id
+), a AS (
+    UPDATE ledger_accounts AS acc
+       SET debits_pending = v.dpe, debits_posted = v.dpo, credits_pending = v.cpe, credits_posted = v.cpo
+      FROM unnest(CAST(:aid AS bigint[]), CAST(:dpe AS bigint[]), CAST(:dpo AS bigint[]), CAST(:cpe AS bigint[]),
+                  CAST(:cpo AS bigint[])) AS v(id, dpe, dpo, cpe, cpo)
+     WHERE acc.id = v.id
+    RETURNING acc.id
+)
+SELECT 'e', idempotency_key, id, recorded_at, NULL::bigint FROM e
+UNION ALL
+SELECT 'p', NULL, id, NULL, account_id FROM p
+"""
 
 
 class PostgresStore(LedgerStore):
-    """PostgreSQL: row locks, and one ``unnest()`` statement per bulk step."""
+    """PostgreSQL: advisory locks on keys, row locks on accounts, and one statement
+    for all the writes of a batch."""
 
     dialect = "postgresql"
+
+    def claim_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
+        rows = self.session.execute(text("SELECT * FROM ledger_claim_keys(CAST(:keys AS text[]))"),
+                                    {"keys": list(keys)})
+        return self._split_keys(rows)
 
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
@@ -244,61 +287,38 @@ class PostgresStore(LedgerStore):
             "ORDER BY id FOR UPDATE"), {"ids": list(ids), "codes": list(codes)})
         return [account_row(r) for r in rows]
 
-    def insert_entries(self, rows: Sequence[EntryRow], recorded_at: dt.datetime) -> dict[str, tuple[int, Any]]:
-        # recorded_at comes from the database clock, read after the account locks are
-        # held, so per account it increases with posting order (as-of reads rely on it).
-        del recorded_at
-        result = self.session.execute(text(
-            "INSERT INTO ledger_entries (idempotency_key, request_hash, kind, effective_at, recorded_at, "
-            "description, metadata, reverses_entry_id, hold_id) "
-            "SELECT k, h, kind, eff, clock_timestamp(), d, CAST(m AS jsonb), r, hold FROM unnest("
-            "CAST(:k AS text[]), CAST(:h AS text[]), CAST(:kind AS text[]), CAST(:eff AS timestamptz[]), "
-            "CAST(:d AS text[]), CAST(:m AS text[]), CAST(:r AS bigint[]), CAST(:hold AS bigint[])) "
-            "AS u(k, h, kind, eff, d, m, r, hold) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id, recorded_at"), {
-                "k": [r.idempotency_key for r in rows], "h": [r.request_hash for r in rows],
-                "kind": [r.kind for r in rows], "eff": [r.effective_at for r in rows],
-                "d": [r.description for r in rows],
-                "m": [json.dumps(r.metadata) if r.metadata else "{}" for r in rows],
-                "r": [r.reverses_entry_id for r in rows], "hold": [r.hold_id for r in rows]})
-        return {str(row[0]): (int(row[1]), row[2]) for row in result}
-
-    def insert_postings(self, rows: Sequence[PostingRow], entry_ids: dict[str, int],
-                        recorded_at: dict[str, Any]) -> list[int]:
-        entry_column = [entry_ids[r.entry_key] for r in rows]
-        account_column = [r.account_id for r in rows]
-        result = self.session.execute(text(
-            "INSERT INTO ledger_postings (entry_id, account_id, side, amount, currency, pending, recorded_at, "
-            "debits_posted_after, credits_posted_after) "
-            "SELECT * FROM unnest(CAST(:e AS bigint[]), CAST(:a AS bigint[]), CAST(:s AS text[]), "
-            "CAST(:amt AS bigint[]), CAST(:c AS text[]), CAST(:p AS boolean[]), CAST(:t AS timestamptz[]), "
-            "CAST(:dpa AS bigint[]), CAST(:cpa AS bigint[])) RETURNING id, entry_id, account_id"), {
-                "e": entry_column, "a": account_column, "s": [r.side.value for r in rows],
-                "amt": [r.amount for r in rows], "c": [r.currency for r in rows],
-                "p": [r.pending for r in rows], "t": [recorded_at[r.entry_key] for r in rows],
-                "dpa": [r.debits_posted_after for r in rows], "cpa": [r.credits_posted_after for r in rows]})
-        returned = result.all()
-        # RETURNING follows insertion order, which follows unnest's order; check it
-        # rather than trust it, since posting ids go into results.
-        if [(r[1], r[2]) for r in returned] != list(zip(entry_column, account_column, strict=True)):
+    def write(self, entries: Sequence[EntryRow], postings: Sequence[PostingRow], accounts: Sequence[AccountRow],
+              recorded_at: dt.datetime) -> tuple[dict[str, tuple[int, Any]], list[int]]:
+        del recorded_at  # the database clock is used (see _PG_WRITE)
+        rows = self.session.execute(text(_PG_WRITE), {
+            "k": [r.idempotency_key for r in entries], "h": [r.request_hash for r in entries],
+            "kind": [r.kind for r in entries], "eff": [r.effective_at for r in entries],
+            "d": [r.description for r in entries],
+            "m": [json.dumps(r.metadata) if r.metadata else "{}" for r in entries],
+            "r": [r.reverses_entry_id for r in entries], "hold": [r.hold_id for r in entries],
+            "pk": [r.entry_key for r in postings], "a": [r.account_id for r in postings],
+            "s": [r.side.value for r in postings], "amt": [r.amount for r in postings],
+            "c": [r.currency for r in postings], "p": [r.pending for r in postings],
+            "dpa": [r.debits_posted_after for r in postings], "cpa": [r.credits_posted_after for r in postings],
+            "aid": [a.id for a in accounts], "dpe": [a.debits_pending for a in accounts],
+            "dpo": [a.debits_posted for a in accounts], "cpe": [a.credits_pending for a in accounts],
+            "cpo": [a.credits_posted for a in accounts]}).all()
+        inserted = {str(r[1]): (int(r[2]), r[3]) for r in rows if r[0] == "e"}
+        posted = sorted((int(r[2]), int(r[4])) for r in rows if r[0] == "p")
+        if len(inserted) != len(entries) or len(posted) != len(postings):
+            # Keys were claimed, so this cannot happen short of a bug: refuse to go on.
+            raise RuntimeError("ledger write lost rows: entries or postings were not all inserted")
+        # Identity values increase in insertion order; insertion follows the input
+        # order (ORDER BY u.n). Check the accounts line up rather than trust it.
+        if [account for _, account in posted] != [r.account_id for r in postings]:
             raise RuntimeError("posting ids came back out of order")
-        return [int(r[0]) for r in returned]
+        return inserted, [posting_id for posting_id, _ in posted]
 
     _REFUSAL = ("INSERT INTO ledger_refusals (idempotency_key, request_hash, code, message, detail, created_at) "
                 "SELECT CAST(:k AS text), CAST(:h AS text), CAST(:code AS text), CAST(:message AS text), "
                 "CAST(:detail AS jsonb), CAST(:now AS timestamptz) WHERE NOT EXISTS "
                 "(SELECT 1 FROM ledger_entries WHERE idempotency_key = CAST(:k AS text)) "
                 "ON CONFLICT (idempotency_key) DO NOTHING")
-
-    def update_counters(self, accounts: Sequence[AccountRow]) -> None:
-        self.session.execute(text(
-            "UPDATE ledger_accounts AS a SET debits_pending = u.dpe, debits_posted = u.dpo, "
-            "credits_pending = u.cpe, credits_posted = u.cpo FROM unnest(CAST(:id AS bigint[]), "
-            "CAST(:dpe AS bigint[]), CAST(:dpo AS bigint[]), CAST(:cpe AS bigint[]), CAST(:cpo AS bigint[])) "
-            "AS u(id, dpe, dpo, cpe, cpo) WHERE a.id = u.id"), {
-                "id": [a.id for a in accounts], "dpe": [a.debits_pending for a in accounts],
-                "dpo": [a.debits_posted for a in accounts], "cpe": [a.credits_pending for a in accounts],
-                "cpo": [a.credits_posted for a in accounts]})
 
 
 def _expanding(name: str) -> Any:

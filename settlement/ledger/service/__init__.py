@@ -3,12 +3,16 @@
 ``Ledger(session)`` works inside the caller's transaction and never commits. Every
 write takes an idempotency key with TigerBeetle's semantics:
 
-* the same key with the same request returns the stored result (``replayed`` true);
+* the same key with the same request returns the stored result (``replayed`` true):
+  the identical entry; for hold operations the hold views report the hold's state
+  now (a hold created earlier may have been posted since);
 * the same key with a different request raises ``idempotency_conflict``;
 * a request refused for a business reason (``insufficient_funds``...) is remembered
-  under its key (written by the unit of work after it rolls back), so the same key
-  is refused the same way again; a batch is all or nothing and leaves nothing
-  behind when it fails, refusal included.
+  under its key in the same transaction (the error is ``durable``: the unit of work
+  commits it), so the same key is refused the same way again; a concurrent request
+  with the same key waits for the first one's outcome and replays it;
+* a batch is all or nothing and leaves nothing behind when it fails, refusal
+  included.
 """
 
 from __future__ import annotations
@@ -146,7 +150,7 @@ class Ledger:
         keys = [w.entry.idempotency_key for w in writes]
         if len(set(keys)) != len(keys):
             raise InvalidEntry("a batch uses the same idempotency key twice", field="idempotency_key")
-        entries, refusals = self.store.find_keys(keys) if keys else ({}, {})
+        entries, refusals = self.store.claim_keys(keys) if keys else ({}, {})
         results: dict[str, EntryResult] = {}
         fresh: list[Write] = []
         for write in writes:
@@ -175,10 +179,10 @@ class Ledger:
         key = check_key(idempotency_key)
         meta = check_metadata(metadata)
         request_hash = fingerprint(["reverse", entry_id, description, meta])
-        self._lock_entry(entry_id)
         replay = self.engine.check_key(key, request_hash)
         if replay is not None:
             return replay
+        self._lock_entry(entry_id)
         try:
             original = self.get_entry(entry_id)
             if any(p.pending for p in original.postings) or not original.postings:
@@ -195,7 +199,7 @@ class Ledger:
                              description or f"reversal of entry {entry_id}", meta, entry_id, None)
             return self._apply_one(Write(entry, legs))
         except LedgerError as error:
-            remember_refusal(error, key, request_hash, self.clock)
+            remember_refusal(self.session, error, key, request_hash, self.clock())
             raise
 
     # -- holds --------------------------------------------------------------------
@@ -242,10 +246,10 @@ class Ledger:
             check_minor(amount)
         meta = check_metadata(metadata)
         request_hash = fingerprint(["post_hold", hold_id, amount, keep_remainder, description, meta])
-        hold = _holds.load_hold(self.store, hold_id, lock=True)
         replay = self.engine.check_key(key, request_hash)
         if replay is not None:
             return self._hold_result(replay)
+        hold = _holds.load_hold(self.store, hold_id, lock=True)
         try:
             hold = _holds.check_postable(hold, hold_id, amount if amount is not None else 0, self.clock())
             posted = hold.amount if amount is None else amount
@@ -255,7 +259,7 @@ class Ledger:
             result = self._apply_one(_holds.post_write(self.store, hold, entry, amount=posted,
                                                        keep_remainder=keep_remainder, continuation=continuation))
         except LedgerError as error:
-            remember_refusal(error, key, request_hash, self.clock)
+            remember_refusal(self.session, error, key, request_hash, self.clock())
             raise
         return self._hold_result(result)
 
@@ -265,17 +269,17 @@ class Ledger:
         key = check_key(idempotency_key)
         meta = check_metadata(metadata)
         request_hash = fingerprint(["void_hold", hold_id, description, meta])
-        hold = _holds.load_hold(self.store, hold_id, lock=True)
         replay = self.engine.check_key(key, request_hash)
         if replay is not None:
             return self._hold_result(replay)
+        hold = _holds.load_hold(self.store, hold_id, lock=True)
         try:
             hold = _holds.check_postable(hold, hold_id, None, self.clock())
             entry = EntryRow(key, request_hash, EntryKind.HOLD_VOID.value, self.clock(), description, meta, None,
                              hold.id)
             result = self._apply_one(_holds.release_write(self.store, hold, entry, HoldStatus.VOIDED))
         except LedgerError as error:
-            remember_refusal(error, key, request_hash, self.clock)
+            remember_refusal(self.session, error, key, request_hash, self.clock())
             raise
         return self._hold_result(result)
 
@@ -315,7 +319,8 @@ class Ledger:
         try:
             return self.engine.apply([write])[0]
         except LedgerError as error:
-            remember_refusal(error, write.entry.idempotency_key, write.entry.request_hash, self.clock)
+            remember_refusal(self.session, error, write.entry.idempotency_key, write.entry.request_hash,
+                             self.clock())
             raise
 
     def _lock_entry(self, entry_id: int) -> None:

@@ -9,9 +9,8 @@ Steps, all inside the caller's transaction:
    account's posted counters right after it;
 3. insert all entries, then all postings, then update each touched account once.
 
-Step 3's entry insert skips idempotency keys a concurrent transaction committed
-while this one waited for locks; those entries are dropped from the write and
-answered as replays, and step 2 is redone for the rest.
+Idempotency keys are claimed before any of this (:meth:`Engine.check_key`, or the
+batch path), so no concurrent transaction can write the same key meanwhile.
 """
 
 from __future__ import annotations
@@ -45,23 +44,16 @@ class Engine:
     # -- applying -----------------------------------------------------------------
 
     def apply(self, writes: Sequence[Write]) -> list[EntryResult]:
+        """Apply ``writes`` in order, atomically. Their keys must have been claimed
+        (:meth:`check_key` or the batch path) by this transaction."""
         if not writes:
             return []
         accounts = self._lock(writes)
-        originals = {a.id: _copy(a) for a in accounts.values()}
         postings, touched = self._simulate(writes, accounts)
-        inserted = self.store.insert_entries([w.entry for w in writes], self.clock())
-        if len(inserted) < len(writes):
-            writes, postings, touched, replays = self._drop_concurrent_duplicates(writes, inserted, originals)
-            if not writes:
-                return replays
-        else:
-            replays = []
+        inserted, posting_ids = self.store.write([w.entry for w in writes], postings, touched, self.clock())
         entry_ids = {key: entry_id for key, (entry_id, _) in inserted.items()}
         stamps = {key: stamp for key, (_, stamp) in inserted.items()}
-        posting_ids = self.store.insert_postings(postings, entry_ids, stamps) if postings else []
-        self.store.update_counters(touched)
-        return replays + self._results(writes, postings, posting_ids, entry_ids, stamps)
+        return self._results(writes, postings, posting_ids, entry_ids, stamps)
 
     def _lock(self, writes: Sequence[Write]) -> dict[int | str, AccountRow]:
         ids: set[int] = set()
@@ -78,7 +70,8 @@ class Engine:
             found[row.code] = row
         return found
 
-    def _simulate(self, writes: Sequence[Write],
+    @staticmethod
+    def _simulate(writes: Sequence[Write],
                   accounts: dict[int | str, AccountRow]) -> tuple[list[PostingRow], list[AccountRow]]:
         postings: list[PostingRow] = []
         touched: dict[int, AccountRow] = {}
@@ -112,27 +105,6 @@ class Engine:
                         account=account.code, rule=rule, index=index)
             touched.update(changed)
         return postings, list(touched.values())
-
-    def _drop_concurrent_duplicates(
-        self, writes: Sequence[Write], inserted: dict[str, tuple[int, Any]], originals: dict[int, AccountRow],
-    ) -> tuple[list[Write], list[PostingRow], list[AccountRow], list[EntryResult]]:
-        kept = [w for w in writes if w.entry.idempotency_key in inserted]
-        dropped = [w for w in writes if w.entry.idempotency_key not in inserted]
-        stored, _ = self.store.find_keys([w.entry.idempotency_key for w in dropped])
-        for write in dropped:
-            _, request_hash = stored[write.entry.idempotency_key]
-            if request_hash != write.entry.request_hash:
-                raise IdempotencyConflict(
-                    f"idempotency key {write.entry.idempotency_key!r} was used for a different request",
-                    idempotency_key=write.entry.idempotency_key)
-        replays = self.load([stored[w.entry.idempotency_key][0] for w in dropped], replayed=True)
-        accounts: dict[int | str, AccountRow] = {}
-        for row in originals.values():
-            fresh = _copy(row)
-            accounts[fresh.id] = fresh
-            accounts[fresh.code] = fresh
-        postings, touched = self._simulate(kept, accounts)
-        return kept, postings, touched, replays
 
     def _results(self, writes: Sequence[Write], postings: Sequence[PostingRow], posting_ids: Sequence[int],
                  entry_ids: dict[str, int], stamps: dict[str, Any]) -> list[EntryResult]:
@@ -179,8 +151,12 @@ class Engine:
     def check_key(self, key: str, request_hash: str) -> EntryResult | None:
         """The stored result for ``key`` if this exact request was seen; raises the
         stored refusal again if it was refused; raises IdempotencyConflict if the key
-        was used for a different request; None if the key is new."""
-        entries, refusals = self.store.find_keys([key])
+        was used for a different request; None if the key is new.
+
+        On PostgreSQL the key is first locked for the rest of the transaction, so a
+        concurrent request with the same key waits here until this one's outcome,
+        success or recorded refusal, is committed, and then replays it."""
+        entries, refusals = self.store.claim_keys([key])
         return self.resolve_key(key, request_hash, entries, refusals)
 
     def resolve_key(self, key: str, request_hash: str, entries: dict[str, tuple[int, str]],
@@ -215,17 +191,15 @@ def replay_refusal(refusal: RefusalRow) -> SettlementError:
     return error
 
 
-def remember_refusal(error: LedgerError, key: str, request_hash: str, clock: Callable[[], dt.datetime]) -> None:
-    """Arrange for ``error`` to be stored under ``key`` once the unit of work has rolled
-    back, if it is a business refusal."""
+def remember_refusal(session: Session, error: LedgerError, key: str, request_hash: str,
+                     now: dt.datetime) -> None:
+    """Record ``error`` under ``key`` in this transaction if it is a business refusal,
+    and mark it durable so the unit of work commits it."""
     if error.code not in RECORDED_REFUSALS or error.replayed:
         return
-
-    def record(session: Session) -> None:
-        store_for(session).insert_refusal(key, request_hash, code=error.code, message=error.message,
-                                          detail=error.detail, now=clock())
-
-    error.after_rollback = record
+    store_for(session).insert_refusal(key, request_hash, code=error.code, message=error.message,
+                                      detail=error.detail, now=now)
+    error.durable = True
 
 
 def _add(account: AccountRow, side: Side, amount: int, pending: bool) -> None:

@@ -1,0 +1,110 @@
+"""PostgreSQL itself refuses what the service would never write: raw SQL that
+unbalances an entry, edits or deletes postings, or breaks an account limit."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from settlement.db import unit_of_work
+from settlement.ledger import EntrySpec, Ledger, credit, debit
+from tests.conftest import Database
+from tests.ledger.factories import asset, open_accounts, wallet
+
+
+def _raw(database: Database) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(database.url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+@pytest.fixture
+def seeded(pg_database: Database) -> tuple[Database, int, int, int]:
+    bank, w = open_accounts(pg_database.factory, [asset("bank"), wallet("w")])
+    with unit_of_work(pg_database.factory) as session:
+        entry = Ledger(session).post(EntrySpec("k", [debit("bank", 100, "RUB"), credit("w", 100, "RUB")]))
+    return pg_database, bank.id, w.id, entry.id
+
+
+def _insert_entry(cur: psycopg.Cursor[tuple[object, ...]], key: str) -> int:
+    cur.execute("INSERT INTO ledger_entries (idempotency_key, request_hash, kind, effective_at, recorded_at, "
+                "description, metadata) VALUES (%s, 'x', 'transfer', now(), now(), '', '{}') RETURNING id", (key,))
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+def _insert_posting(cur: psycopg.Cursor[tuple[object, ...]], entry_id: int, account_id: int, side: str,
+                    amount: int, currency: str = "RUB") -> None:
+    cur.execute("INSERT INTO ledger_postings (entry_id, account_id, side, amount, currency, pending, recorded_at, "
+                "debits_posted_after, credits_posted_after) VALUES (%s, %s, %s, %s, %s, false, now(), 0, 0)",
+                (entry_id, account_id, side, amount, currency))
+
+
+def test_unbalanced_entry_is_refused_at_commit(seeded: tuple[Database, int, int, int]) -> None:
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        entry_id = _insert_entry(cur, "raw-unbalanced")
+        _insert_posting(cur, entry_id, bank, "D", 100)
+        _insert_posting(cur, entry_id, w, "C", 99)
+        with pytest.raises(errors.CheckViolation, match="does not balance"):
+            conn.commit()
+    with _raw(database) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key = 'raw-unbalanced'"
+                            ).fetchone() == (0,)
+
+
+def test_balanced_raw_entry_is_accepted(seeded: tuple[Database, int, int, int]) -> None:
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        entry_id = _insert_entry(cur, "raw-balanced")
+        _insert_posting(cur, entry_id, bank, "D", 40)
+        _insert_posting(cur, entry_id, w, "C", 40)
+        conn.commit()
+
+
+def test_posting_added_to_a_committed_entry_is_refused(seeded: tuple[Database, int, int, int]) -> None:
+    database, bank, w, entry_id = seeded
+    with _raw(database) as conn, conn.cursor() as cur, pytest.raises(errors.IntegrityConstraintViolation,
+                                                                      match="outside the transaction"):
+        _insert_posting(cur, entry_id, bank, "D", 5)
+
+
+def test_posting_in_another_currency_is_refused(seeded: tuple[Database, int, int, int]) -> None:
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        entry_id = _insert_entry(cur, "raw-currency")
+        with pytest.raises(errors.CheckViolation, match="to account bank in RUB"):
+            _insert_posting(cur, entry_id, bank, "D", 5, "CNY")
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE ledger_postings SET amount = amount + 1",
+    "DELETE FROM ledger_postings",
+    "UPDATE ledger_entries SET description = 'edited'",
+    "DELETE FROM ledger_entries",
+    "TRUNCATE ledger_postings CASCADE",
+    "DELETE FROM ledger_accounts",
+    "UPDATE ledger_accounts SET currency = 'CNY'",
+])
+def test_append_only_and_identity_are_enforced(seeded: tuple[Database, int, int, int], statement: str) -> None:
+    database, *_ = seeded
+    with _raw(database) as conn, pytest.raises(errors.IntegrityConstraintViolation):
+        conn.execute(statement)
+    with _raw(database) as conn:
+        assert conn.execute("SELECT count(*), sum(amount) FROM ledger_postings").fetchone() == (2, 200)
+
+
+def test_account_limit_is_a_database_constraint(seeded: tuple[Database, int, int, int]) -> None:
+    database, _bank, w, _ = seeded
+    with _raw(database) as conn, pytest.raises(errors.CheckViolation, match="debits_within_limit"):
+        conn.execute("UPDATE ledger_accounts SET debits_posted = credits_posted + 1 WHERE id = %s", (w,))
+
+
+def test_resolved_hold_cannot_be_resolved_again(seeded: tuple[Database, int, int, int]) -> None:
+    database, *_ = seeded
+    with unit_of_work(database.factory) as session:
+        ledger = Ledger(session)
+        hold = ledger.create_hold("h", debit="w", credit="bank", amount=10, currency="RUB")
+        ledger.void_hold("v", hold.hold.id)
+    with _raw(database) as conn, pytest.raises(errors.IntegrityConstraintViolation, match="already voided"):
+        conn.execute("UPDATE ledger_holds SET status = 'posted' WHERE id = %s", (hold.hold.id,))
