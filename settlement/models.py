@@ -3,9 +3,10 @@ schema. Each domain package adds its ``models`` module here."""
 
 from __future__ import annotations
 
+from settlement.auth import models as auth_models
 from settlement.db.base import Base
 from settlement.ledger import models as ledger_models
 
 metadata = Base.metadata
 
-__all__ = ["ledger_models", "metadata"]
+__all__ = ["auth_models", "ledger_models", "metadata"]

@@ -13,7 +13,9 @@ import typer
 from typer.core import TyperGroup
 
 from settlement.cli import db as db_commands
+from settlement.cli import keys as keys_commands
 from settlement.cli import ledger as ledger_commands
+from settlement.cli import serve as serve_commands
 from settlement.cli.common import State, fail_on_refusal
 
 
@@ -38,6 +40,8 @@ def build_app() -> typer.Typer:
 
     app.add_typer(db_commands.app, name="db")
     app.add_typer(ledger_commands.app, name="ledger")
+    app.add_typer(keys_commands.app, name="keys")
+    app.add_typer(serve_commands.app, name="serve")
     return app
 
 
