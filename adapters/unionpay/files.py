@@ -15,13 +15,14 @@ of 1 MiB without a line break.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import BinaryIO
 
-from adapters.base import MalformedFile, RecordError, SettlementRecord
+from adapters.base import MalformedFile, RecordError, RecordType, SettlementRecord
 from adapters.unionpay.constants import CURRENCY, RAIL
 from adapters.unionpay.zm_layout import (
     BY_KEY,
@@ -71,6 +72,65 @@ _TXN_TYPES = {code.encode(): kind for code, kind in TYPE_BY_TXN_TYPE.items()}
 _BLANK_ORDER = b" " * 32
 _BLANK_QUERY = b" " * 21
 _BLANK_DATE = b" " * 8
+
+
+_POSITIONAL = ("rail", "line_number", "record_type", "rail_reference", "reference", "gross", "fee", "net",
+               "currency", "transaction_date", "settlement_date", "rrn")
+_Make = Callable[[str, int, RecordType, str, str, int, int, int, str, dt.date, dt.date, str], SettlementRecord]
+
+
+def _record_maker() -> _Make:
+    """A faster way to build :class:`SettlementRecord` for the parser.
+
+    The frozen dataclass sets each of its 17 fields through ``object.__setattr__``,
+    which is half the cost of a parsed line. Setting its slots directly is about three
+    times faster. That is used only while the class still has the slots and defaults
+    we know and a sample built both ways compares equal; otherwise the class itself.
+    """
+    cls = SettlementRecord
+    try:
+        fields = dataclasses.fields(cls)
+        extra = fields[len(_POSITIONAL):]
+        if (tuple(f.name for f in fields[:len(_POSITIONAL)]) != _POSITIONAL
+                or any(f.default is dataclasses.MISSING for f in extra)):
+            return cls
+        (set_rail, set_line, set_kind, set_rail_ref, set_ref, set_gross, set_fee, set_net, set_currency,
+         set_txn_date, set_settle_date, set_rrn) = (cls.__dict__[name].__set__ for name in _POSITIONAL)
+        rest = [(cls.__dict__[f.name].__set__, f.default) for f in extra]
+    except (KeyError, AttributeError, ValueError):
+        return cls
+    new = object.__new__
+
+    def make(  # noqa: PLR0917 - the order of SettlementRecord's own fields
+            rail: str, line: int, kind: RecordType, rail_reference: str, reference: str, gross: int,
+            fee: int, net: int, currency: str, txn_date: dt.date, settle_date: dt.date,
+            rrn: str) -> SettlementRecord:
+        record = new(cls)
+        set_rail(record, rail)
+        set_line(record, line)
+        set_kind(record, kind)
+        set_rail_ref(record, rail_reference)
+        set_ref(record, reference)
+        set_gross(record, gross)
+        set_fee(record, fee)
+        set_net(record, net)
+        set_currency(record, currency)
+        set_txn_date(record, txn_date)
+        set_settle_date(record, settle_date)
+        set_rrn(record, rrn)
+        for setter, default in rest:
+            setter(record, default)
+        return record
+
+    day = dt.date(2000, 1, 1)
+    sample = (RAIL, 1, RecordType.PAYMENT, "Q", "R", 10, 1, 9, CURRENCY, day, day, "1")
+    try:
+        return make if make(*sample) == cls(*sample) else cls
+    except (AttributeError, TypeError):
+        return cls
+
+
+_make_record = _record_maker()
 
 
 class _LineError(Exception):
@@ -149,6 +209,7 @@ def parse_zm(  # noqa: PLR0912, PLR0915 - the per-line loop stays in one frame f
     ``settlement_date`` is the clearing date for lines that do not carry one.
     """
     unpack = _FAST.unpack_from
+    make = _make_record
     settle_dates: dict[bytes, dt.date] = {}
     txn_dates: dict[bytes, dict[bytes, dt.date]] = {}
     records = errors = in_a_row = number = 0
@@ -212,8 +273,8 @@ def parse_zm(  # noqa: PLR0912, PLR0915 - the per-line loop stays in one frame f
                     raise _bad("traceNo", "system trace and transmission time must be digits", rrn)
                 records += 1
                 in_a_row = 0
-                yield SettlementRecord(rail, number, kind, rail_reference, reference, gross, fee_value,
-                                       net_value, CURRENCY, txn_date, settle_date, rrn.decode("ascii"))
+                yield make(rail, number, kind, rail_reference, reference, gross, fee_value, net_value,
+                           CURRENCY, txn_date, settle_date, rrn.decode("ascii"))
                 continue
             except _LineError as exc:
                 error = RecordError(rail, number, exc.key, exc.reason,
