@@ -54,13 +54,13 @@ class PackedRecord(MirSettlementRecord):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Reached through dataclasses.replace() and direct calls, never by the parser.
         plain = MirSettlementRecord(*args, **kwargs)
-        _set_values(self, tuple(getattr(plain, name) for name in FIELD_NAMES))
+        set_values(self, tuple(getattr(plain, name) for name in FIELD_NAMES))
 
     @classmethod
     def pack(cls, values: tuple[Any, ...]) -> PackedRecord:
         """A record from all field values in :data:`FIELD_NAMES` order, unchecked."""
         record = object.__new__(cls)
-        _set_values(record, values)
+        set_values(record, values)
         return record
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -89,7 +89,8 @@ class PackedRecord(MirSettlementRecord):
         return MirSettlementRecord, self._values
 
 
-_set_values = PackedRecord.__dict__["_values"].__set__
+#: Writes the slot directly, past the frozen ``__setattr__``.
+set_values = PackedRecord.__dict__["_values"].__set__
 
 
 def _field_reader(position: int) -> property:
