@@ -347,7 +347,7 @@ class UnionPayRail:
                         raise Malformed(f"{operation} answer exceeds {limit} bytes", rail=RAIL)
                     chunks.append(chunk)
                 return b"".join(chunks)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise RailUnavailable(f"{operation}: cannot reach the gateway: {exc}", rail=RAIL) from exc
         except httpx.TransportError as exc:
             # The request may have reached the gateway: only queryTrans can tell.

@@ -145,7 +145,7 @@ class SignerTrust:
         with self._lock:
             cert = self._chained.get(pem)
         if cert is None:
-            cert = self._check_chain(pem)
+            cert = self._check_chain(pem, now)
             with self._lock:
                 if len(self._chained) >= _CACHE_LIMIT:
                     self._chained.clear()
@@ -155,7 +155,7 @@ class SignerTrust:
                                    detail={"not_after": cert.not_valid_after_utc.isoformat()})
         return rsa_public_key(cert)
 
-    def _check_chain(self, pem: str) -> x509.Certificate:
+    def _check_chain(self, pem: str, now: dt.datetime) -> x509.Certificate:
         try:
             cert = load_certificate(pem)
         except ValueError as exc:
@@ -163,7 +163,7 @@ class SignerTrust:
                                    rail=RAIL) from exc
         if not isinstance(cert.public_key(), rsa.RSAPublicKey):
             raise SignatureInvalid("signer certificate does not hold an RSA key", rail=RAIL)
-        if not any(self._issued_by(cert, root) for root in self._roots):
+        if not any(self._issued_by(cert, root, now) for root in self._roots):
             raise SignatureInvalid("signer certificate does not chain to a trusted root", rail=RAIL,
                                    detail={"issuer": cert.issuer.rfc4514_string()})
         try:
@@ -182,12 +182,11 @@ class SignerTrust:
         return cert
 
     @staticmethod
-    def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
+    def _issued_by(cert: x509.Certificate, root: x509.Certificate, now: dt.datetime) -> bool:
         try:
             cert.verify_directly_issued_by(root)
         except (ValueError, TypeError, InvalidSignature):
             return False
-        now = dt.datetime.now(dt.UTC)
         return root.not_valid_before_utc <= now <= root.not_valid_after_utc
 
     def verify_form(self, form: Mapping[str, str], at: dt.datetime | None = None) -> None:
