@@ -80,7 +80,16 @@ NOT_FOUND = "25"
 
 class MirRail:
     """Client of one Mir host. Instances are immutable after construction, open a
-    connection per call, and are therefore safe to share between threads."""
+    connection per call, and are therefore safe to share between threads.
+
+    Every operation is named by our ``reference`` (its RRN and STAN derive from it),
+    so calling again with the same request is a safe retry. Besides
+    :class:`~adapters.base.Declined` (``rail_code`` = field 39), any call may raise
+    :class:`~adapters.base.RailUnavailable` (nothing happened: no connection, or
+    response code 91/96), :class:`~adapters.base.RailTimeout` (no answer: the
+    outcome is unknown, ask :meth:`query`), :class:`~adapters.base.Malformed` (a
+    broken answer, or 30 format error) and :class:`~adapters.base.SignatureInvalid`
+    (the answer's MAC is missing or wrong, or the host answered 63 to ours)."""
 
     name = RAIL
     currencies = frozenset({CURRENCY})

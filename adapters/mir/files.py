@@ -97,7 +97,7 @@ def parse_register(stream: BinaryIO, *, rail: str = RAIL, max_consecutive_errors
     known = [name for name in slow.names if name in _PATTERNS]
     order = [known.index(name) for name in COLUMNS]
     # t[:] of a tuple is the tuple itself: no reordering cost for our own layout.
-    pick = itemgetter(slice(None)) if order == sorted(order) else itemgetter(*order)
+    pick = itemgetter(slice(None)) if order == list(range(len(order))) else itemgetter(*order)
     types, dates, new, packed, store = _TYPES, slow.dates, object.__new__, PackedRecord, set_values
     line_number = 1
     good = net_total = 0

@@ -24,7 +24,8 @@ Fields
 ==  ======================================================================
 2   PAN, in 0100 and purchase 0200 only (never in answers)
 3   processing code: ``000000`` purchase, ``200000`` refund
-4   amount in kopecks, 12 digits
+4   amount in kopecks, 12 digits; in answers, what the operation moved (a
+    reversal: what it released); absent from inquiries
 7   transmission date and time, ``MMDDhhmmss`` UTC
 11  STAN, derived from our reference (:func:`derive_ids`)
 12  local time ``hhmmss`` and 13 local date ``MMDD``, Moscow time
@@ -41,9 +42,10 @@ Fields
     ``P`` more completions follow; absent means ``F`` (*our convention*)
 64  MAC, or 128 when field 90 is present (see below)
 90  0220, 0400 and refunds: the original transaction's RRN (12 characters)
-    zero-filled to 42; answers carry it too (*our convention*: ISO 8583:1987
-    puts the original MTI, STAN, time and institution ids here, but the host
-    locates originals by RRN)
+    zero-filled to 42; every approved answer carries it too, an authorization's
+    or sale's naming itself (*our convention*: ISO 8583:1987 puts the original
+    MTI, STAN, time and institution ids here, but the host locates originals by
+    RRN)
 ==  ======================================================================
 
 Identifiers and status inquiry
@@ -58,7 +60,9 @@ known reference is refused with ``94``). A repeat MTI (``0101``, ``0201``, ``022
 ``0401``) is treated as a status inquiry: the host never processes it, and answers
 with the operation's original response code, amount and approval code, field 44 set
 to the transaction's *current* state, or ``25`` (unable to locate) when it never
-saw the reference. A query therefore needs nothing but our reference.
+saw the reference. It looks the reference up whatever the repeat MTI; the MTI only
+chooses the answer's. An inquiry carries fields 3, 7, 11-13, 37, 41, 42, 48 and 49
+(no PAN, no amount), so a query needs nothing but our reference.
 
 Message authentication (our convention)
 =======================================
