@@ -5,8 +5,8 @@ Alipay does: it checks ``app_id``, the request's RSA2 signature against the
 merchant's public key and the ``timestamp`` (Beijing time, 15 minutes either way),
 runs the method (:mod:`.sim_trades`, :mod:`.sim_funds`), and answers
 ``{"<method>_response": {...}, "sign": "..."}`` signed with its own key. Keys (its own
-and the merchant's pair it hands to the adapter) are generated at :meth:`start` and
-never leave memory except through :meth:`adapter_config`. ``service=forex_rate_file``
+and the merchant's pair it hands to the adapter) are generated at :meth:`start`
+unless given as options, and leave memory only through :meth:`adapter_config`. ``service=forex_rate_file``
 serves the rate file (see :mod:`.forex`). Notifications go out through
 :class:`~.sim_delivery.Deliverer`; settlement files through :mod:`.files`.
 
@@ -20,7 +20,9 @@ Options (all strings, as ``create_simulator(**options)`` passes them):
   ``0.001``: the 4-minute first retry after 0.24 s); ``notify_max_attempts`` (8);
 * ``rates``: ``RUB=0.0785,USD=7.1234,...`` CNY per unit (defaults in
   :data:`~.sim_model.DEFAULT_RATES`);
-* ``app_id``, ``partner_id``, ``port`` (0 = a free port).
+* ``app_id``, ``partner_id``, ``port`` (0 = a free port);
+* ``alipay_private_key``, ``app_private_key``: PEM keys to use instead of generating
+  them at start (the gateway's own, and the merchant app's pair it hands out).
 
 Test buyers, payees and amounts: see :mod:`.sim_model`.
 """
@@ -47,6 +49,7 @@ from .files import write_settlement
 from .forex import format_rate_file
 from .signing import (
     generate_key,
+    load_private_key,
     notification_content,
     private_pem,
     public_pem,
@@ -97,7 +100,8 @@ class AlipaySimulator:
 
     def __init__(self, *, signing: str = "valid", response_fault: str = "", notify_time_scale: str = "0.001",
                  notify_max_attempts: str = "8", rates: str = "", app_id: str = "2021000000000001",
-                 partner_id: str = "2088000000000001", port: str = "0") -> None:
+                 partner_id: str = "2088000000000001", port: str = "0", alipay_private_key: str = "",
+                 app_private_key: str = "") -> None:
         if signing not in ("valid", "wrong-key") or response_fault not in _FAULTS:
             raise ValueError(f"unknown simulator option signing={signing!r} response_fault={response_fault!r}")
         self._signing = signing
@@ -114,13 +118,15 @@ class AlipaySimulator:
         self._server = LoopbackHTTPServer(_handler_for(self), int(port))
         self._state = SimState(rates=self._rates, clock=self._clock)
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
+        self._given_keys = {"alipay": alipay_private_key, "app": app_private_key}
         self._deliverer: Deliverer | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
         if not self._keys:
-            self._keys = {"alipay": generate_key(), "app": generate_key()}
+            self._keys = {name: load_private_key(pem) if pem else generate_key()
+                          for name, pem in self._given_keys.items()}
             if self._signing == "wrong-key":
                 self._keys["untrusted"] = generate_key()
         if self._deliverer is None:
@@ -337,6 +343,13 @@ def _handler_for(simulator: AlipaySimulator) -> type[BaseHTTPRequestHandler]:
     class GatewayHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ConnectionResetError:
+                # Clients drop kept-alive connections between requests; that is not an error.
+                self.close_connection = True
+
         def do_GET(self) -> None:
             self._serve(b"")
 
@@ -366,7 +379,11 @@ def _handler_for(simulator: AlipaySimulator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # A client that refuses an oversized answer hangs up mid-body.
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return

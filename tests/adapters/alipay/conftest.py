@@ -7,15 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from adapters.alipay import AlipayRail, AlipaySimulator, plugin
-from adapters.base import AuthorizeRequest, MethodKind, PaymentMethod
-from adapters.simulation import LoopbackHTTPServer
-from adapters.testing import new_reference
+from adapters.alipay.signing import generate_key, private_pem
+from adapters.base import MethodKind, PaymentMethod
 
 #: Fast enough that Alipay's 4m/10m/10m first retries take 24/60/60 ms.
 TEST_TIME_SCALE = "0.0001"
@@ -25,10 +24,16 @@ def wallet(buyer_id: str) -> PaymentMethod:
     return PaymentMethod(kind=MethodKind.WALLET, buyer_id=buyer_id)
 
 
+@pytest.fixture(scope="session")
+def key_options() -> dict[str, str]:
+    """Keys made once per test process and handed to every simulator a test starts:
+    RSA key generation would otherwise dominate the suite's run time."""
+    return {"alipay_private_key": private_pem(generate_key()), "app_private_key": private_pem(generate_key())}
+
+
 @pytest.fixture(scope="module")
-def sim() -> Iterator[AlipaySimulator]:
-    """One simulator per test module: key generation dominates start-up time."""
-    simulator = plugin.create_simulator(notify_time_scale=TEST_TIME_SCALE)
+def sim(key_options: dict[str, str]) -> Iterator[AlipaySimulator]:
+    simulator = plugin.create_simulator(notify_time_scale=TEST_TIME_SCALE, **key_options)
     simulator.start()
     yield simulator
     simulator.stop()
@@ -42,12 +47,12 @@ def rail(sim: AlipaySimulator) -> Iterator[AlipayRail]:
 
 
 @pytest.fixture
-def start_sim() -> Iterator[Callable[..., tuple[AlipaySimulator, AlipayRail]]]:
+def start_sim(key_options: dict[str, str]) -> Iterator[Callable[..., tuple[AlipaySimulator, AlipayRail]]]:
     """Start a simulator with options of the test's choosing; stopped afterwards."""
     started: list[tuple[AlipaySimulator, AlipayRail]] = []
 
     def start(**options: str) -> tuple[AlipaySimulator, AlipayRail]:
-        options.setdefault("notify_time_scale", TEST_TIME_SCALE)
+        options = {"notify_time_scale": TEST_TIME_SCALE, **key_options, **options}
         simulator = plugin.create_simulator(**options)
         simulator.start()
         client = plugin.create_rail(simulator.adapter_config())
@@ -60,14 +65,6 @@ def start_sim() -> Iterator[Callable[..., tuple[AlipaySimulator, AlipayRail]]]:
         simulator.stop()
 
 
-def sale(rail: AlipayRail, sim: AlipaySimulator, amount: int, currency: str = "CNY", *,
-         notify_url: str | None = None, buyer: str | None = None) -> AuthorizeRequest:
-    request = AuthorizeRequest(reference=new_reference("sale"), amount=amount, currency=currency,
-                               method=wallet(buyer) if buyer else sim.approving_method(), capture=True,
-                               notify_url=notify_url)
-    return request
-
-
 @dataclass
 class Receiver:
     """The merchant's notify_url. Answers ``fail`` (HTTP 200, as a merchant whose
@@ -78,7 +75,8 @@ class Receiver:
     bodies: list[bytes] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: LoopbackHTTPServer | None = None
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
 
     def start(self) -> None:
         receiver = self
@@ -96,17 +94,22 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = LoopbackHTTPServer(Handler)
-        self._server.start()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        # A short poll interval: shutting down waits for the serving loop to notice.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"{self._server.url}/alipay/notify"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/alipay/notify"
 
     def record(self, headers: dict[str, str], body: bytes) -> bytes:
         with self._lock:

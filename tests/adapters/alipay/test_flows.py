@@ -139,7 +139,7 @@ def test_forex_sale_reports_rmb_amount_and_rate(sim: AlipaySimulator, rail: Alip
 
 
 def test_forex_preauthorization_captures_at_the_frozen_rate(sim: AlipaySimulator, rail: AlipayRail) -> None:
-    order, auth_no = freeze(rail, sim, 100_00, "USD")
+    _, auth_no = freeze(rail, sim, 100_00, "USD")
     captured = rail.capture(CaptureRequest(reference=new_reference("cap"), rail_reference=auth_no, amount=40_00,
                                            currency="USD"))
     assert captured.fx == FxDetail(rate=Decimal("7.1234"), settlement_amount=284_94, settlement_currency=CNY)
