@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from adapters.alipay import AlipayRail, AlipaySimulator
 from adapters.alipay.codec import AmountError, to_minor
-from adapters.alipay.files import HEADER, _FieldError, _minor, parse_settlement, write_settlement
+from adapters.alipay.file_parser import _FieldError, _minor
+from adapters.alipay.files import HEADER, parse_settlement, write_settlement
 from adapters.base import (
     CaptureRequest,
     Discrepancy,
