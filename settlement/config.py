@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     #: Secret for HMAC-SHA256 signatures of outgoing webhooks (per endpoint secrets
     #: override it).
     webhook_secret: SecretStr | None = None
+    #: Outgoing webhooks: per-attempt HTTP timeout, seconds.
+    webhook_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    #: Attempts per delivery (the first one included) before it is marked failed.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    #: Seconds to wait after failed attempt 1, 2, ... (the last value repeats); JSON
+    #: list in the environment, e.g. ``SETTLEMENT_WEBHOOK_RETRY_SCHEDULE='[1,2,4]'``.
+    webhook_retry_schedule: list[int] = Field(default_factory=lambda: [60, 300, 1800, 7200, 21600, 43200, 86400],
+                                              min_length=1)
+    #: Random spread of each wait, in percent either way.
+    webhook_retry_jitter_percent: int = Field(default=10, ge=0, le=50)
     #: Default lifetime of a ledger hold (authorization), seconds.
     hold_timeout_seconds: int = 7 * 24 * 3600
     #: How long an FX quote stays valid, seconds.
@@ -59,6 +69,13 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             # psycopg 3 is the only PostgreSQL driver installed.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _non_negative_waits(cls, value: list[int]) -> list[int]:
+        if any(wait < 0 for wait in value):
+            raise ValueError("webhook retry waits are seconds >= 0")
         return value
 
     @property

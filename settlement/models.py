@@ -6,7 +6,8 @@ from __future__ import annotations
 from settlement.auth import models as auth_models
 from settlement.db.base import Base
 from settlement.ledger import models as ledger_models
+from settlement.webhooks import models as webhook_models
 
 metadata = Base.metadata
 
-__all__ = ["auth_models", "ledger_models", "metadata"]
+__all__ = ["auth_models", "ledger_models", "metadata", "webhook_models"]

@@ -21,11 +21,13 @@ from settlement.config import Settings, get_settings
 #: Modules whose tasks the workers load. Each domain with tasks adds its module.
 TASK_MODULES = [
     "settlement.ledger.tasks",
+    "settlement.webhooks.tasks",
 ]
 
 #: Periodic work. Domains add their entries here.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "expire-holds": {"task": "settlement.ledger.expire_holds", "schedule": timedelta(minutes=1)},
+    "webhook-retries": {"task": "settlement.webhooks.retry_due", "schedule": timedelta(seconds=30)},
 }
 
 
