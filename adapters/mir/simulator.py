@@ -1,6 +1,14 @@
 """A stand-in Mir host: ISO 8583 over TCP on the loopback interface, answering and
 MACing as :mod:`adapters.mir.protocol` describes, keeping a book of what it captured
-and refunded, and writing the acquirer register (:mod:`adapters.mir.files`).
+and refunded, and writing settlement files.
+
+NSPK's clearing file layouts are not public, so the settlement file is a Mir-style
+acquirer register, in the shape of the operation registers Russian acquiring banks
+send merchants (:mod:`adapters.mir.files`): semicolon-separated, a header, columns
+``RECORD_TYPE``, ``RRN``, ``ORIGINAL_RRN``, ``AUTH_CODE``, ``MASKED_PAN``,
+``AMOUNT`` (kopecks), ``CURRENCY`` (643), ``TRANSACTION_DATE``,
+``SETTLEMENT_DATE``, ``FEE``, ``NET`` and ``REFERENCE`` (ours), and a ``TOTAL``
+trailer. Each capture, sale and refund is one line; fees follow the 1.5 % schedule.
 
 Test cards (any other Luhn-valid PAN of 16-19 digits in BIN 2200-2204 is approved;
 a PAN outside that range or failing the Luhn check answers ``14``):
