@@ -147,8 +147,11 @@ class Posting(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(always=True), primary_key=True)
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_entries.id"))
-    account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_accounts.id"))
+    #: References ledger_entries.id and ledger_accounts.id. On PostgreSQL these are
+    #: checked by the set-based ``ledger_postings_checked`` trigger (see migration
+    #: 0001) rather than per-row foreign keys; SQLite declares foreign keys.
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    account_id: Mapped[int] = mapped_column(BigInteger)
     side: Mapped[str] = mapped_column(String(1))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(Currency())

@@ -8,8 +8,8 @@ statements whose count does not depend on the number of entries:
    statement.
 
 A single transfer is therefore four round trips including COMMIT, and a batch of a
-thousand is the same four. On PostgreSQL each step is one statement over
-``unnest()`` of arrays: the SQL text is constant whatever the batch size, so
+thousand is the same four. On PostgreSQL each step is one statement whose rows
+arrive as JSON documents: the SQL text is constant whatever the batch size, so
 psycopg prepares it once per connection. SQLite (the embedded default, a single
 writer) runs plain per-row statements; its transactions begin IMMEDIATE, which
 serialises writers.
@@ -232,17 +232,16 @@ _PG_WRITE = """
 WITH e AS (
     INSERT INTO ledger_entries (idempotency_key, request_hash, kind, effective_at, recorded_at, description,
                                 metadata, reverses_entry_id, hold_id)
-    SELECT k, h, kind, eff, clock_timestamp(), d, CAST(m AS jsonb), r, hold
-      FROM unnest(CAST(:k AS text[]), CAST(:h AS text[]), CAST(:kind AS text[]), CAST(:eff AS timestamptz[]),
-                  CAST(:d AS text[]), CAST(:m AS text[]), CAST(:r AS bigint[]), CAST(:hold AS bigint[]))
-           AS u(k, h, kind, eff, d, m, r, hold)
+    SELECT k, h, kind, eff, clock_timestamp(), d, m, r, hold
+      FROM json_to_recordset(CAST(:entries AS json))
+           AS u(k text, h text, kind text, eff timestamptz, d text, m jsonb, r bigint, hold bigint)
     RETURNING id, idempotency_key, recorded_at
 ), p AS (
     INSERT INTO ledger_postings (entry_id, account_id, side, amount, currency, pending, recorded_at,
                                  debits_posted_after, credits_posted_after)
     SELECT e.id, u.a, u.s, u.amt, u.c, u.p, e.recorded_at, u.dpa, u.cpa
-      FROM unnest(CAST(:pk AS text[]), CAST(:a AS bigint[]), CAST(:s AS text[]), CAST(:amt AS bigint[]),
-                  CAST(:c AS text[]), CAST(:p AS boolean[]), CAST(:dpa AS bigint[]), CAST(:cpa AS bigint[]))
+      FROM ROWS FROM (json_to_recordset(CAST(:postings AS json))
+                      AS (k text, a bigint, s text, amt bigint, c text, p boolean, dpa bigint, cpa bigint))
            WITH ORDINALITY AS u(k, a, s, amt, c, p, dpa, cpa, n)
       JOIN e ON e.idempotency_key = u.k
      ORDER BY u.n
@@ -250,8 +249,7 @@ WITH e AS (
 ), a AS (
     UPDATE ledger_accounts AS acc
        SET debits_pending = v.dpe, debits_posted = v.dpo, credits_pending = v.cpe, credits_posted = v.cpo
-      FROM unnest(CAST(:aid AS bigint[]), CAST(:dpe AS bigint[]), CAST(:dpo AS bigint[]), CAST(:cpe AS bigint[]),
-                  CAST(:cpo AS bigint[])) AS v(id, dpe, dpo, cpe, cpo)
+      FROM json_to_recordset(CAST(:accounts AS json)) AS v(id bigint, dpe bigint, dpo bigint, cpe bigint, cpo bigint)
      WHERE acc.id = v.id
     RETURNING acc.id
 )
@@ -290,19 +288,21 @@ class PostgresStore(LedgerStore):
     def write(self, entries: Sequence[EntryRow], postings: Sequence[PostingRow], accounts: Sequence[AccountRow],
               recorded_at: dt.datetime) -> tuple[dict[str, tuple[int, Any]], list[int]]:
         del recorded_at  # the database clock is used (see _PG_WRITE)
+        # Rows travel as three JSON documents: json.dumps is C code, where psycopg
+        # builds array literals element by element in Python.
         rows = self.session.execute(text(_PG_WRITE), {
-            "k": [r.idempotency_key for r in entries], "h": [r.request_hash for r in entries],
-            "kind": [r.kind for r in entries], "eff": [r.effective_at for r in entries],
-            "d": [r.description for r in entries],
-            "m": [json.dumps(r.metadata) if r.metadata else "{}" for r in entries],
-            "r": [r.reverses_entry_id for r in entries], "hold": [r.hold_id for r in entries],
-            "pk": [r.entry_key for r in postings], "a": [r.account_id for r in postings],
-            "s": [r.side.value for r in postings], "amt": [r.amount for r in postings],
-            "c": [r.currency for r in postings], "p": [r.pending for r in postings],
-            "dpa": [r.debits_posted_after for r in postings], "cpa": [r.credits_posted_after for r in postings],
-            "aid": [a.id for a in accounts], "dpe": [a.debits_pending for a in accounts],
-            "dpo": [a.debits_posted for a in accounts], "cpe": [a.credits_pending for a in accounts],
-            "cpo": [a.credits_posted for a in accounts]}).all()
+            "entries": json.dumps([
+                {"k": r.idempotency_key, "h": r.request_hash, "kind": r.kind, "eff": r.effective_at.isoformat(),
+                 "d": r.description, "m": r.metadata, "r": r.reverses_entry_id, "hold": r.hold_id}
+                for r in entries]),
+            "postings": json.dumps([
+                {"k": r.entry_key, "a": r.account_id, "s": r.side.value, "amt": r.amount, "c": r.currency,
+                 "p": r.pending, "dpa": r.debits_posted_after, "cpa": r.credits_posted_after}
+                for r in postings]),
+            "accounts": json.dumps([
+                {"id": a.id, "dpe": a.debits_pending, "dpo": a.debits_posted, "cpe": a.credits_pending,
+                 "cpo": a.credits_posted} for a in accounts]),
+        }).all()
         inserted = {str(r[1]): (int(r[2]), r[3]) for r in rows if r[0] == "e"}
         posted = sorted((int(r[2]), int(r[4])) for r in rows if r[0] == "p")
         if len(inserted) != len(entries) or len(posted) != len(postings):

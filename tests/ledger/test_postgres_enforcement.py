@@ -108,3 +108,22 @@ def test_resolved_hold_cannot_be_resolved_again(seeded: tuple[Database, int, int
         ledger.void_hold("v", hold.hold.id)
     with _raw(database) as conn, pytest.raises(errors.IntegrityConstraintViolation, match="already voided"):
         conn.execute("UPDATE ledger_holds SET status = 'posted' WHERE id = %s", (hold.hold.id,))
+
+
+def test_posting_to_a_missing_entry_or_account_is_refused(seeded: tuple[Database, int, int, int]) -> None:
+    database, bank, _w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur, pytest.raises(errors.ForeignKeyViolation,
+                                                                      match="entry 999999"):
+        _insert_posting(cur, 999_999, bank, "D", 5)
+    with _raw(database) as conn, conn.cursor() as cur:
+        entry_id = _insert_entry(cur, "raw-ghost-account")
+        with pytest.raises(errors.ForeignKeyViolation, match="account 424242"):
+            _insert_posting(cur, entry_id, 424_242, "D", 5)
+
+
+def test_identity_guard_lets_counter_updates_through(seeded: tuple[Database, int, int, int]) -> None:
+    database, bank, _w, _ = seeded
+    with _raw(database) as conn:
+        conn.execute("UPDATE ledger_accounts SET metadata = '{\"note\": 1}' WHERE id = %s", (bank,))
+        with pytest.raises(errors.IntegrityConstraintViolation, match="identity"):
+            conn.execute("UPDATE ledger_accounts SET code = 'renamed' WHERE id = %s", (bank,))
