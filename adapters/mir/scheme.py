@@ -116,9 +116,8 @@ class MirScheme:
     """The host's memory and rules. Thread-safe: the host thread processes messages
     while tests and the settlement writer read."""
 
-    def __init__(self, book: SettlementBook, today: Callable[[], dt.date] | None = None) -> None:
+    def __init__(self, book: SettlementBook) -> None:
         self.book = book
-        self._today = today or (lambda: moscow_now().date())
         self._lock = threading.Lock()
         self._outcomes: dict[str, _Outcome] = {}       # our reference -> outcome
         self._rrn_owner: dict[str, str] = {}           # RRN -> our reference
@@ -230,6 +229,10 @@ class MirScheme:
     }
 
     # -- helpers ------------------------------------------------------------------
+
+    @staticmethod
+    def _today() -> dt.date:
+        return moscow_now().date()
 
     def _inquiry(self, request: Mapping[str, str]) -> Answer:
         reference = request.get("48", "")
