@@ -6,6 +6,7 @@ callers build ``Settings()`` (or use :func:`get_settings`) when they start.
 from __future__ import annotations
 
 import functools
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -60,6 +61,26 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 1
+    #: Payment rails: path of a JSON file ``{"mir": {"port": "...", ...}, ...}`` holding
+    #: each rail's client configuration (the keys its plugin documents).
+    rails_config_file: Path | None = None
+    #: Base URL the rails reach this service at (``https://pay.example``): rails
+    #: configured without ``notify_url`` get ``<base>/v1/notifications/<rail>``.
+    public_base_url: str = ""
+    #: Marketplace commission for merchants created without one (a fraction: 0.05 = 5 %).
+    default_commission_rate: Decimal = Decimal("0.05")
+    #: FX: where rate snapshots come from (``file:/path/rates.json`` or ``rail:alipay``)
+    #: and the spread taken on every conversion (a fraction of the mid rate).
+    fx_rates_source: str = ""
+    fx_spread: Decimal = Decimal("0.005")
+    #: A money-moving request holds its Idempotency-Key this long; a retry after that
+    #: takes over a key whose request died.
+    idempotency_lease_seconds: int = 120
+    #: Stored idempotent responses are kept this long.
+    idempotency_retention_hours: int = 48
+    #: The janitor leaves a rail operation to the request that started it for this long
+    #: before asking the rail itself (longer than any rail timeout).
+    janitor_grace_seconds: int = 120
 
     @field_validator("database_url")
     @classmethod
