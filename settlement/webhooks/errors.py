@@ -8,6 +8,7 @@ __all__ = [
     "EndpointDisabled",
     "EndpointNotFound",
     "EventNotFound",
+    "InvalidCursor",
     "InvalidEndpointUrl",
     "InvalidEventData",
     "InvalidEventType",
@@ -61,6 +62,15 @@ class InvalidEndpointUrl(WebhookError):
     code = "invalid_endpoint_url"
     status = 422
     title = "Invalid webhook endpoint URL"
+
+
+@register
+class InvalidCursor(WebhookError):
+    """A list cursor this service did not issue."""
+
+    code = "invalid_webhook_cursor"
+    status = 422
+    title = "Invalid cursor"
 
 
 @register

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from settlement.api.routes import health, ledger
+from settlement.api.routes import health, ledger, webhooks
 
 
 def routers() -> list[APIRouter]:
     """Every router of the API, in mount order."""
-    return [health.router, ledger.router]
+    return [health.router, ledger.router, webhooks.router]
