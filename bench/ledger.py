@@ -31,9 +31,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from settlement.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
-from settlement.db.migrate import upgrade  # noqa: E402
-from settlement.ledger import AccountSpec, AccountType, EntrySpec, Ledger, credit, debit  # noqa: E402
+from settlement.db import make_engine, make_session_factory, unit_of_work
+from settlement.db.migrate import upgrade
+from settlement.ledger import AccountSpec, AccountType, EntrySpec, Ledger, credit, debit
 
 CURRENCY = "RUB"
 
