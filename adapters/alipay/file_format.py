@@ -18,7 +18,7 @@ TYPE_CODES: dict[str, RecordType] = {
 TYPE_LETTERS: dict[RecordType, str] = {kind: letter for letter, kind in TYPE_CODES.items()}
 
 #: Bytes read per chunk: large enough that per-read costs vanish, small enough to be flat.
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 64 << 10
 #: Longest line read as a line; anything longer is an error, not a memory spike.
 MAX_LINE_BYTES = 4096
 #: More consecutive bad lines than this and the file is garbage, not a file with errors.

@@ -30,11 +30,12 @@ currency has is an error, never rounded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import BinaryIO
 
 from adapters.base import RecordError, RecordType, SettlementRecord
 
-from .codec import HOME_CURRENCY, RAIL, convert, format_rate, to_major
+from .codec import EXPONENTS, HOME_CURRENCY, RAIL, convert, format_rate, to_major
 from .file_format import COLUMNS, HEADER, MAX_CONSECUTIVE_ERRORS, TYPE_CODES, TYPE_LETTERS
 from .file_parser import parse_lines
 
@@ -57,15 +58,23 @@ def parse_settlement(stream: BinaryIO, *, rail: str = RAIL,
 
 # -- writing ----------------------------------------------------------------------
 
-
-# -- writing ----------------------------------------------------------------------
-
 _BATCH = 2048
 
 
-def format_record(record: SettlementRecord) -> str:
+def _major(minor: int, currency: str) -> str:
+    # The two-decimal case written inline: it is nearly every amount of every file.
+    if type(minor) is int and EXPONENTS.get(currency) == 2:
+        if minor >= 0:
+            whole, cents = divmod(minor, 100)
+            return f"{whole}.{cents:02d}"
+        whole, cents = divmod(-minor, 100)
+        return f"-{whole}.{cents:02d}"
+    return to_major(minor, currency)
+
+
+def format_record(record: SettlementRecord, rates: dict[Decimal, str] | None = None) -> str:
     """One record as a file line (without the newline). Raises ValueError for a record
-    the layout cannot express exactly."""
+    the layout cannot express exactly. ``rates`` caches formatted rates across lines."""
     letter = TYPE_LETTERS.get(record.record_type)
     if letter is None:
         raise ValueError(f"no settlement file type for {record.record_type}")
@@ -76,10 +85,8 @@ def format_record(record: SettlementRecord) -> str:
         raise ValueError("a settlement record needs both references")
     if record.gross - record.fee != record.net:
         raise ValueError(f"record {record.reference}: gross - fee != net")
-    if record.record_type is RecordType.PAYMENT and record.gross < 0:
-        raise ValueError(f"record {record.reference}: a payment with a negative amount")
-    if record.record_type is not RecordType.PAYMENT and record.gross > 0:
-        raise ValueError(f"record {record.reference}: a {record.record_type} takes money back")
+    if (record.gross < 0) if record.record_type is RecordType.PAYMENT else (record.gross > 0):
+        raise ValueError(f"record {record.reference}: a {record.record_type} with the wrong sign")
     if record.fx_rate is None:
         if record.currency != HOME_CURRENCY or record.settlement_amount is not None:
             raise ValueError(f"record {record.reference}: a {record.currency} record needs its CNY rate")
@@ -88,13 +95,16 @@ def format_record(record: SettlementRecord) -> str:
         if record.settlement_amount is None or record.settlement_currency != HOME_CURRENCY:
             raise ValueError(f"record {record.reference}: converted records settle in CNY")
         rmb_gross = convert(record.gross, record.currency, record.fx_rate, HOME_CURRENCY)
-        rmb_net, rate = record.settlement_amount, format_rate(record.fx_rate)
+        rmb_net = record.settlement_amount
+        rate = (rates or {}).get(record.fx_rate) or format_rate(record.fx_rate)
+        if rates is not None and len(rates) < _BATCH:
+            rates[record.fx_rate] = rate
     currency = record.currency
     return "|".join((
-        record.reference, record.rail_reference, to_major(record.gross, currency),
-        to_major(rmb_gross, HOME_CURRENCY), to_major(record.fee, currency), to_major(record.net, currency),
-        to_major(rmb_net, HOME_CURRENCY), currency, rate, f"{record.transaction_date.isoformat()} 00:00:00",
-        f"{record.settlement_date.isoformat()} 00:00:00", letter, record.status or "L", "",
+        record.reference, record.rail_reference, _major(record.gross, currency), _major(rmb_gross, HOME_CURRENCY),
+        _major(record.fee, currency), _major(record.net, currency), _major(rmb_net, HOME_CURRENCY), currency,
+        rate, f"{record.transaction_date.isoformat()} 00:00:00", f"{record.settlement_date.isoformat()} 00:00:00",
+        letter, record.status or "L", "",
     ))
 
 
@@ -104,8 +114,9 @@ def write_settlement(out: BinaryIO, records: Iterable[SettlementRecord]) -> int:
     out.write(HEADER.encode("ascii") + b"\n")
     count = 0
     batch: list[str] = []
+    rates: dict[Decimal, str] = {}
     for record in records:
-        batch.append(format_record(record))
+        batch.append(format_record(record, rates))
         count += 1
         if len(batch) >= _BATCH:
             batch.append("")
