@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     #: a path to a file, or the PEM text itself in ``journal_signing_key``.
     journal_signing_key_file: Path | None = None
     journal_signing_key: SecretStr | None = None
+    #: The journal's name: first line of every checkpoint and the signing key's name.
+    journal_origin: str = "settlement.journal"
+    #: Most entries one sealing transaction takes (the task loops until none are left).
+    journal_seal_batch: int = 50_000
     #: Secret for HMAC-SHA256 signatures of outgoing webhooks (per endpoint secrets
     #: override it).
     webhook_secret: SecretStr | None = None

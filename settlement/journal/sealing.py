@@ -1,0 +1,119 @@
+"""Sealing: give committed entries their journal sequence numbers, in a fixed
+order, and extend the hash chain and the Merkle tree with them.
+
+**What may be sealed.** Identity values commit out of order: a transaction can
+insert entry 10, another entry 11 and commit first. Sealing 11 and later 10 would
+put them out of place, and sealing "everything after the last sealed id" would
+skip 10 for ever. So on PostgreSQL the sealer takes, in one statement (one
+snapshot), the oldest transaction still running (``pg_snapshot_xmin``) and seals
+only entries written by older transactions (``tx_id`` below it): those are all
+committed or rolled back, so none can still appear before them. It takes them in
+``(tx_id, id)`` order, after the last sealed entry in that order; an entry of a
+transaction below the horizon that is not sealed yet cannot sort before the last
+sealed one, so nothing is skipped or sealed twice. (Exact commit order is not
+observable without ``track_commit_timestamp``; transaction-id order is a fixed,
+reproducible order that respects it wherever it matters: an entry is sealed only
+after every transaction that could precede it has ended.)
+
+**One sealer at a time.** A sealer takes ``pg_try_advisory_xact_lock``; a second
+one returns at once (``busy``) instead of waiting. Posting never waits for the
+sealer: it takes no lock a writer needs, and only reads the ledger's tables.
+
+**SQLite** (one writer at a time, no transaction ids) seals unsealed entries by id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from settlement.db.types import utcnow
+from settlement.journal import reader
+from settlement.journal.canonical import leaf_hash
+from settlement.journal.models import NODE_STRIDE
+from settlement.journal.store import ZERO_HASH, JournalStore, LastLeaf, fold
+
+DEFAULT_LIMIT = 50_000
+
+_PG_UNSEALED = """
+WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
+todo AS MATERIALIZED (
+    SELECT e.id, e.tx_id FROM ledger_entries e, h
+     WHERE e.tx_id >= :tx AND (e.tx_id > :tx OR e.id > :id) AND e.tx_id < h.horizon
+     ORDER BY e.tx_id, e.id LIMIT :limit
+)
+SELECT NULL::bigint, NULL::bytea, t.tx_id, {columns}
+  FROM todo t JOIN ledger_entries e ON e.id = t.id {joins}
+ ORDER BY t.tx_id, t.id, p.id
+"""
+
+_SQLITE_UNSEALED = """
+SELECT NULL, NULL, NULL, {columns}
+  FROM (SELECT * FROM ledger_entries WHERE id > :id ORDER BY id LIMIT :limit) e {joins}
+ ORDER BY e.id, p.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """How many entries this run sealed, the journal's size after it, and whether
+    another sealer held the lock (then nothing was done)."""
+
+    sealed: int
+    tree_size: int
+    busy: bool = False
+
+
+def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
+         clock: Callable[[], dt.datetime] = utcnow) -> SealResult:
+    """Seal up to ``limit`` entries in the caller's transaction (which must commit
+    for them to count). Safe to call from any number of workers at once."""
+    if not store.try_lock():
+        return SealResult(0, 0, busy=True)
+    last = store.last_leaf()
+    rows = store.session.execute(*_unsealed_query(store, last, limit))
+    seq = last.seq if last else 0
+    chain = last.chain_hash if last else ZERO_HASH
+    leaves: list[tuple[int, int, bytes, bytes]] = []
+    sha256 = hashlib.sha256
+    for entry in reader.group(rows, store.dialect):
+        leaf = leaf_hash(entry.canonical())
+        chain = sha256(chain + leaf).digest()
+        seq += 1
+        leaves.append((seq, entry.entry_id, leaf, chain))
+    if leaves:
+        store.insert_leaves(leaves, clock())
+        extend_nodes(store, leaves[0][0] - 1, [leaf for _, _, leaf, _ in leaves])
+    return SealResult(len(leaves), seq)
+
+
+def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> tuple[Any, dict[str, Any]]:
+    from sqlalchemy import text
+
+    columns = reader.entry_columns(store.dialect)
+    if store.postgres:
+        sql = _PG_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
+        tx = last.tx_id if last and last.tx_id is not None else -1
+        return text(sql), {"tx": tx, "id": last.entry_id if last else 0, "limit": limit}
+    sql = _SQLITE_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
+    return text(sql), {"id": last.entry_id if last else 0, "limit": limit}
+
+
+def extend_nodes(store: JournalStore, first_index: int, new_hashes: Sequence[bytes]) -> None:
+    """Store the perfect subtrees at levels NODE_STRIDE, 2 * NODE_STRIDE... that the
+    leaves just appended (leaf indices from ``first_index``) complete."""
+    group = 1 << NODE_STRIDE
+    level, base, hashes = 0, first_index, list(new_hashes)
+    while hashes:
+        first_parent = base // group
+        end_parent = (base + len(hashes)) // group
+        if end_parent <= first_parent:
+            return
+        children = store.level_hashes(level, first_parent * group, base) + hashes
+        parents = [fold(children[i * group:(i + 1) * group]) for i in range(end_parent - first_parent)]
+        level += NODE_STRIDE
+        store.insert_nodes(level, first_parent, parents)
+        base, hashes = first_parent, parents
