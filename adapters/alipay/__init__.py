@@ -20,6 +20,7 @@ fee. Settlement: T+1 business days, missing after two more.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from adapters.base import RailPlugin
 
@@ -42,4 +43,8 @@ class AlipayPlugin:
         return AlipaySimulator(**options)
 
 
-plugin: RailPlugin = AlipayPlugin()
+plugin = AlipayPlugin()
+
+if TYPE_CHECKING:
+    # mypy checks here that the plugin, its rail and its simulator satisfy the SPI.
+    _satisfies_the_spi: RailPlugin = plugin

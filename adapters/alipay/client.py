@@ -61,7 +61,7 @@ from .files import parse_settlement
 from .forex import ForexRate, fetch_rate_file
 from .notifications import NotificationVerifier
 from .signing import load_private_key, load_public_key
-from .transport import Gateway
+from .transport import Gateway, GatewayRejected
 
 #: Sub-codes that mean "no such thing" rather than a refusal.
 TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
@@ -247,7 +247,9 @@ class AlipayRail:
             else:
                 raise Unsupported(f"cannot query an operation called {op!r}", rail=RAIL)
         except Declined as exc:
-            raise Malformed(f"query answered a decline: {exc.message}", rail=RAIL) from exc
+            # A query is never refused for business reasons; this is a request the
+            # gateway could not serve as asked.
+            raise GatewayRejected(exc.message, rail=RAIL, detail=exc.detail) from exc
         return found or RailResult(rail=RAIL, reference=request.reference,
                                    rail_reference=request.rail_reference or "", status=TxnStatus.NOT_FOUND,
                                    amount=0, currency="")
@@ -318,9 +320,14 @@ class AlipayRail:
     def _query_refund(self, request: QueryRequest) -> RailResult | None:
         if not request.rail_reference:
             raise Unsupported("a refund query needs the rail_reference of the refunded payment", rail=RAIL)
-        refund = self._gateway.call("alipay.trade.fastpay.refund.query",
-                                    {"trade_no": request.rail_reference, "out_request_no": request.reference},
-                                    moves_money=False)
+        try:
+            refund = self._gateway.call("alipay.trade.fastpay.refund.query",
+                                        {"trade_no": request.rail_reference, "out_request_no": request.reference},
+                                        moves_money=False)
+        except Declined as exc:
+            if exc.rail_code == TRADE_NOT_EXIST:
+                return None
+            raise
         if refund.get("refund_status") != "REFUND_SUCCESS" or not refund.get("refund_amount"):
             return None  # Alipay answers 10000 without a refund when it has none by that number
         currency = str(refund.get("refund_currency") or HOME_CURRENCY)

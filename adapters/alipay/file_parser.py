@@ -239,11 +239,10 @@ class _Parser:
                     gross = int(amount.replace(".", ""))
                     fee = int(fee_text.replace(".", ""))
                     net = int(settlement.replace(".", ""))
-                    negative = amount[0] == "-"
                     rmb_net: int | None = None
                 else:
                     gross, fee, net, rmb_net = _amounts(f)
-                    negative = gross < 0
+                negative = gross < 0
                 record_type = types.get(type_code)
                 if record_type is not payment:
                     if record_type is None:

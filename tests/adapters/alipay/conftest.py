@@ -16,6 +16,8 @@ from adapters.alipay import AlipayRail, AlipaySimulator, plugin
 from adapters.alipay.signing import generate_key, private_pem
 from adapters.base import MethodKind, PaymentMethod
 
+StartSim = Callable[..., tuple[AlipaySimulator, AlipayRail]]
+
 #: Fast enough that Alipay's 4m/10m/10m first retries take 24/60/60 ms.
 TEST_TIME_SCALE = "0.0001"
 
@@ -47,7 +49,7 @@ def rail(sim: AlipaySimulator) -> Iterator[AlipayRail]:
 
 
 @pytest.fixture
-def start_sim(key_options: dict[str, str]) -> Iterator[Callable[..., tuple[AlipaySimulator, AlipayRail]]]:
+def start_sim(key_options: dict[str, str]) -> Iterator[StartSim]:
     """Start a simulator with options of the test's choosing; stopped afterwards."""
     started: list[tuple[AlipaySimulator, AlipayRail]] = []
 

@@ -178,7 +178,7 @@ def test_scattered_bad_lines_do_not_condemn_the_file() -> None:
 
 # -- properties -------------------------------------------------------------------
 
-REFS = st.text(st.characters(blacklist_characters="|\r\n", blacklist_categories=("Cs",)), min_size=1, max_size=24)
+REFS = st.text(st.characters(exclude_characters="|\r\n", exclude_categories=["Cs"]), min_size=1, max_size=24)
 CURRENCIES = st.sampled_from(["CNY", "RUB", "USD", "EUR", "HKD", "JPY"])
 
 

@@ -4,11 +4,10 @@ fails first, and what each kind of event means once verified."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
-from adapters.alipay import AlipayRail, AlipaySimulator
+from adapters.alipay import AlipayRail
 from adapters.alipay.sim_delivery import MAX_DELIVERIES, RETRY_SCHEDULE
 from adapters.base import (
     AuthorizeRequest,
@@ -21,9 +20,8 @@ from adapters.base import (
 )
 from adapters.testing import new_reference
 
-from .conftest import Receiver, wallet
+from .conftest import Receiver, StartSim, wallet
 
-StartSim = Callable[..., tuple[AlipaySimulator, AlipayRail]]
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 

@@ -5,7 +5,6 @@ cannot verify."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
@@ -24,9 +23,8 @@ from adapters.base import (
 )
 from adapters.testing import new_reference
 
-from .conftest import Receiver
+from .conftest import Receiver, StartSim
 
-StartSim = Callable[..., tuple[AlipaySimulator, AlipayRail]]
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 

@@ -4,7 +4,6 @@ verifies what the SDK signs. Keys are generated at test time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import pytest
@@ -19,9 +18,7 @@ from adapters.alipay.signing import generate_key, private_pem, public_pem, sign_
 from adapters.base import AuthorizeRequest, TxnStatus
 from adapters.testing import new_reference
 
-from .conftest import Receiver
-
-StartSim = Callable[..., tuple[AlipaySimulator, AlipayRail]]
+from .conftest import Receiver, StartSim
 
 
 def sdk_client(config: dict[str, str]) -> AliPay:
