@@ -39,7 +39,6 @@ from adapters.base import (
     Capability,
     CaptureRequest,
     Declined,
-    FxDetail,
     Malformed,
     MethodKind,
     Notification,
@@ -56,17 +55,14 @@ from adapters.base import (
 )
 
 from . import codec
-from .codec import CALENDAR, CURRENCIES, DOMESTIC_FEES, HOME_CURRENCY, RAIL, AmountError
+from .codec import CALENDAR, CURRENCIES, DOMESTIC_FEES, HOME_CURRENCY, RAIL
 from .files import parse_settlement
 from .forex import ForexRate, fetch_rate_file
 from .notifications import NotificationVerifier
+from .queries import AUTH_NOT_EXIST, query_auth, query_payout, query_refund, query_trade
+from .responses import amount, answer_for, order_status, result, text
 from .signing import load_private_key, load_public_key
 from .transport import Gateway, GatewayRejected
-
-#: Sub-codes that mean "no such thing" rather than a refusal.
-TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
-AUTH_NOT_EXIST = "AUTH_ORDER_NOT_EXIST"
-TRANSFER_NOT_EXIST = "ORDER_NOT_EXIST"
 
 CAPABILITIES = (Capability.AUTHORIZE | Capability.SALE | Capability.PARTIAL_CAPTURE
                 | Capability.MULTIPLE_CAPTURE | Capability.VOID | Capability.REFUND
@@ -130,24 +126,26 @@ class AlipayRail:
         if request.method.kind is not MethodKind.WALLET or not buyer:
             raise Unsupported("Alipay pays from a wallet: PaymentMethod(kind=WALLET, buyer_id=...)", rail=RAIL)
         forex = self._forex_fields(request.currency, request.settlement_currency)
-        amount = codec.to_major(request.amount, request.currency)
+        major = codec.to_major(request.amount, request.currency)
         notify_url = request.notify_url or self._notify_url
         title = request.description or request.reference
         if request.capture:
-            biz = {"out_trade_no": request.reference, "total_amount": amount, "subject": title,
+            biz = {"out_trade_no": request.reference, "total_amount": major, "subject": title,
                    "buyer_id": buyer, "product_code": "FACE_TO_FACE_PAYMENT", **forex}
-            response = self._gateway.call("alipay.trade.pay", biz, notify_url=notify_url)
+            response = answer_for(self._gateway.call("alipay.trade.pay", biz, notify_url=notify_url),
+                                  out_trade_no=request.reference)
             status = TxnStatus.PENDING if response.get("code") == "10003" else TxnStatus.CAPTURED
-            return self._result(request.reference, _text(response, "trade_no"), status=status,
-                                amount=_amount(response, "total_amount", request.currency),
-                                currency=request.currency, response=response)
+            return result(request.reference, text(response, "trade_no"), status=status,
+                          amount=amount(response, "total_amount", request.currency),
+                          currency=request.currency, response=response)
         biz = {"out_order_no": request.reference, "out_request_no": request.reference, "order_title": title,
-               "amount": amount, "payer_user_id": buyer, "product_code": "PRE_AUTH", **forex}
-        response = self._gateway.call("alipay.fund.auth.order.freeze", biz, notify_url=notify_url)
+               "amount": major, "payer_user_id": buyer, "product_code": "PRE_AUTH", **forex}
+        response = answer_for(self._gateway.call("alipay.fund.auth.order.freeze", biz, notify_url=notify_url),
+                              out_order_no=request.reference, out_request_no=request.reference)
         status = TxnStatus.AUTHORIZED if response.get("status") == "SUCCESS" else TxnStatus.PENDING
-        return self._result(request.reference, _text(response, "auth_no"), status=status,
-                            amount=_amount(response, "amount", request.currency), currency=request.currency,
-                            response=response)
+        return result(request.reference, text(response, "auth_no"), status=status,
+                      amount=amount(response, "amount", request.currency), currency=request.currency,
+                      response=response)
 
     def capture(self, request: CaptureRequest) -> RailResult:
         """Pay ``amount`` out of the frozen funds of ``rail_reference`` (an ``auth_no``)
@@ -160,10 +158,10 @@ class AlipayRail:
                "subject": request.reference, "product_code": "PRE_AUTH",
                "auth_confirm_mode": "COMPLETE" if request.final else "NOT_COMPLETE",
                **self._forex_fields(request.currency, None)}
-        response = self._gateway.call("alipay.trade.pay", biz)
-        return self._result(request.reference, request.rail_reference, status=TxnStatus.CAPTURED,
-                            amount=_amount(response, "total_amount", request.currency),
-                            currency=request.currency, response=response)
+        response = answer_for(self._gateway.call("alipay.trade.pay", biz), out_trade_no=request.reference)
+        return result(request.reference, request.rail_reference, status=TxnStatus.CAPTURED,
+                      amount=amount(response, "total_amount", request.currency), currency=request.currency,
+                      response=response)
 
     def void(self, request: VoidRequest) -> RailResult:
         """Unfreeze ``amount`` of a pre-authorization (``alipay.fund.auth.order.unfreeze``,
@@ -176,20 +174,21 @@ class AlipayRail:
         biz = {"auth_no": request.rail_reference, "out_request_no": request.reference,
                "amount": codec.to_major(request.amount, request.currency), "remark": "void"}
         try:
-            response = self._gateway.call("alipay.fund.auth.order.unfreeze", biz)
+            response = answer_for(self._gateway.call("alipay.fund.auth.order.unfreeze", biz),
+                                  auth_no=request.rail_reference, out_request_no=request.reference)
         except Declined as exc:
             if exc.rail_code != AUTH_NOT_EXIST:
                 raise
             closed = self._gateway.call("alipay.trade.close", {"trade_no": request.rail_reference})
-            return self._result(request.reference, request.rail_reference, status=TxnStatus.VOIDED,
-                                amount=request.amount, currency=request.currency, response=closed)
+            return result(request.reference, request.rail_reference, status=TxnStatus.VOIDED,
+                          amount=request.amount, currency=request.currency, response=closed)
         detail = self._gateway.call("alipay.fund.auth.operation.detail.query",
                                     {"auth_no": request.rail_reference, "out_request_no": request.reference},
                                     moves_money=False)
-        return self._result(request.reference, request.rail_reference,
-                            status=_order_status(detail, request.currency),
-                            amount=_amount(response, "amount", request.currency), currency=request.currency,
-                            response={**detail, **response})
+        return result(request.reference, request.rail_reference,
+                      status=order_status(detail, request.currency),
+                      amount=amount(response, "amount", request.currency), currency=request.currency,
+                      response={**detail, **response})
 
     def refund(self, request: RefundRequest) -> RailResult:
         """Refund ``amount`` of a sale or of the captures of a pre-authorization
@@ -203,9 +202,9 @@ class AlipayRail:
             biz["refund_reason"] = request.reason
         if request.currency != HOME_CURRENCY:
             biz["refund_currency"] = request.currency
-        response = self._gateway.call("alipay.trade.refund", biz)
-        return self._result(request.reference, request.rail_reference, status=TxnStatus.REFUNDED,
-                            amount=request.amount, currency=request.currency, response=response)
+        response = answer_for(self._gateway.call("alipay.trade.refund", biz), trade_no=request.rail_reference)
+        return result(request.reference, request.rail_reference, status=TxnStatus.REFUNDED,
+                      amount=request.amount, currency=request.currency, response=response)
 
     def payout(self, request: PayoutRequest) -> RailResult:
         """Transfer CNY to the Alipay user id ``destination``
@@ -219,11 +218,12 @@ class AlipayRail:
         biz = {"out_biz_no": request.reference, "trans_amount": codec.to_major(request.amount, request.currency),
                "product_code": "TRANS_ACCOUNT_NO_PWD", "biz_scene": "DIRECT_TRANSFER",
                "order_title": request.reference, "payee_info": payee}
-        response = self._gateway.call("alipay.fund.trans.uni.transfer", biz)
+        response = answer_for(self._gateway.call("alipay.fund.trans.uni.transfer", biz),
+                              out_biz_no=request.reference)
         status = {"SUCCESS": TxnStatus.CAPTURED, "DEALING": TxnStatus.PENDING}.get(
             str(response.get("status")), TxnStatus.FAILED)
-        return self._result(request.reference, _text(response, "order_id"), status=status,
-                            amount=request.amount, currency=request.currency, response=response)
+        return result(request.reference, text(response, "order_id"), status=status, amount=request.amount,
+                      currency=request.currency, response=response)
 
     # -- reading ------------------------------------------------------------------
 
@@ -235,15 +235,16 @@ class AlipayRail:
         op = request.operation
         try:
             if op == "authorize":
-                found = self._query_auth(request.reference, None) or self._query_trade(request.reference)
+                found = (query_auth(self._gateway, request.reference, None)
+                         or query_trade(self._gateway, request.reference))
             elif op in ("capture", "sale"):
-                found = self._query_trade(request.reference)
+                found = query_trade(self._gateway, request.reference)
             elif op == "refund":
-                found = self._query_refund(request)
+                found = query_refund(self._gateway, request)
             elif op == "void":
-                found = self._query_auth(request.reference, request.rail_reference)
+                found = query_auth(self._gateway, request.reference, request.rail_reference)
             elif op == "payout":
-                found = self._query_payout(request.reference)
+                found = query_payout(self._gateway, request.reference)
             else:
                 raise Unsupported(f"cannot query an operation called {op!r}", rail=RAIL)
         except Declined as exc:
@@ -277,80 +278,6 @@ class AlipayRail:
         """See :func:`~adapters.alipay.files.parse_settlement`."""
         return parse_settlement(stream, rail=RAIL)
 
-    # -- helpers ------------------------------------------------------------------
-
-    def _query_auth(self, reference: str, auth_no: str | None) -> RailResult | None:
-        biz = {"auth_no": auth_no, "out_request_no": reference} if auth_no else {
-            "out_order_no": reference, "out_request_no": reference}
-        try:
-            detail = self._gateway.call("alipay.fund.auth.operation.detail.query", biz, moves_money=False)
-        except Declined as exc:
-            if exc.rail_code == AUTH_NOT_EXIST:
-                return None
-            raise
-        currency = str(detail.get("trans_currency") or HOME_CURRENCY)
-        if detail.get("operation_type") == "UNFREEZE":
-            status = TxnStatus.VOIDED if detail.get("status") == "SUCCESS" else TxnStatus.PENDING
-        else:
-            status = _order_status(detail, currency)
-        return self._result(reference, _text(detail, "auth_no"), status=status,
-                            amount=_amount(detail, "amount", currency), currency=currency, response=detail)
-
-    def _query_trade(self, reference: str) -> RailResult | None:
-        try:
-            trade = self._gateway.call("alipay.trade.query", {"out_trade_no": reference}, moves_money=False)
-        except Declined as exc:
-            if exc.rail_code == TRADE_NOT_EXIST:
-                return None
-            raise
-        currency = str(trade.get("trans_currency") or HOME_CURRENCY)
-        state = trade.get("trade_status")
-        status = {"WAIT_BUYER_PAY": TxnStatus.PENDING, "TRADE_SUCCESS": TxnStatus.CAPTURED,
-                  "TRADE_FINISHED": TxnStatus.CAPTURED}.get(str(state))
-        if state == "TRADE_CLOSED":
-            # Alipay closes a trade both when it is cancelled unpaid and when it is fully
-            # refunded; only a paid trade has a send_pay_date.
-            status = TxnStatus.REFUNDED if trade.get("send_pay_date") else TxnStatus.VOIDED
-        if status is None:
-            raise Malformed(f"alipay.trade.query answered trade_status {state!r}", rail=RAIL)
-        return self._result(reference, _text(trade, "trade_no"), status=status,
-                            amount=_amount(trade, "total_amount", currency), currency=currency,
-                            response=trade)
-
-    def _query_refund(self, request: QueryRequest) -> RailResult | None:
-        if not request.rail_reference:
-            raise Unsupported("a refund query needs the rail_reference of the refunded payment", rail=RAIL)
-        try:
-            refund = self._gateway.call("alipay.trade.fastpay.refund.query",
-                                        {"trade_no": request.rail_reference, "out_request_no": request.reference},
-                                        moves_money=False)
-        except Declined as exc:
-            if exc.rail_code == TRADE_NOT_EXIST:
-                return None
-            raise
-        if refund.get("refund_status") != "REFUND_SUCCESS" or not refund.get("refund_amount"):
-            return None  # Alipay answers 10000 without a refund when it has none by that number
-        currency = str(refund.get("refund_currency") or HOME_CURRENCY)
-        return self._result(request.reference, request.rail_reference, status=TxnStatus.REFUNDED,
-                            amount=_amount(refund, "refund_amount", currency), currency=currency,
-                            response=refund)
-
-    def _query_payout(self, reference: str) -> RailResult | None:
-        try:
-            transfer = self._gateway.call("alipay.fund.trans.common.query",
-                                          {"out_biz_no": reference, "product_code": "TRANS_ACCOUNT_NO_PWD",
-                                           "biz_scene": "DIRECT_TRANSFER"}, moves_money=False)
-        except Declined as exc:
-            if exc.rail_code == TRANSFER_NOT_EXIST:
-                return None
-            raise
-        status = {"SUCCESS": TxnStatus.CAPTURED, "DEALING": TxnStatus.PENDING, "WAIT_PAY": TxnStatus.PENDING,
-                  "FAIL": TxnStatus.FAILED, "REFUND": TxnStatus.FAILED}.get(str(transfer.get("status")),
-                                                                           TxnStatus.FAILED)
-        return self._result(reference, _text(transfer, "order_id"), status=status,
-                            amount=_amount(transfer, "trans_amount", HOME_CURRENCY), currency=HOME_CURRENCY,
-                            response=transfer)
-
     def _forex_fields(self, currency: str, settlement_currency: str | None) -> dict[str, str]:
         if currency not in CURRENCIES:
             raise Unsupported(f"Alipay does not price in {currency}", rail=RAIL)
@@ -360,57 +287,9 @@ class AlipayRail:
             return {}
         return {"trans_currency": currency, "settle_currency": currency}
 
-    @staticmethod
-    def _result(reference: str, rail_reference: str, *, status: TxnStatus, amount: int, currency: str,
-                response: Mapping[str, Any]) -> RailResult:
-        return RailResult(rail=RAIL, reference=reference, rail_reference=rail_reference, status=status,
-                          amount=amount, currency=currency, response_code=str(response.get("code", "")),
-                          approval_code=str(response.get("trade_no") or response.get("operation_id") or ""),
-                          fx=_fx(response), raw={k: str(v) for k, v in response.items()})
-
 
 def _number(config: Mapping[str, str], key: str, default: int) -> int:
     text = config.get(key) or str(default)
     if not text.isdigit():
         raise Malformed(f"config {key} must be a whole number, not {text!r}", rail=RAIL)
     return int(text)
-
-
-def _text(response: Mapping[str, Any], key: str) -> str:
-    value = response.get(key)
-    if not isinstance(value, str) or not value:
-        raise Malformed(f"response lacks {key}", rail=RAIL)
-    return value
-
-
-def _amount(response: Mapping[str, Any], key: str, currency: str) -> int:
-    try:
-        return codec.to_minor(str(response.get(key, "")), currency)
-    except AmountError as exc:
-        raise Malformed(f"response field {key}: {exc}", rail=RAIL) from exc
-
-
-def _fx(response: Mapping[str, Any]) -> FxDetail | None:
-    rate = response.get("trans_pay_rate")
-    if not rate:
-        return None
-    try:
-        return FxDetail(rate=codec.parse_rate(str(rate)),
-                        settlement_amount=codec.to_minor(str(response.get("rmb_amount", "")), HOME_CURRENCY),
-                        settlement_currency=HOME_CURRENCY)
-    except AmountError as exc:
-        raise Malformed(f"forex fields of the response: {exc}", rail=RAIL) from exc
-
-
-def _order_status(detail: Mapping[str, Any], currency: str) -> TxnStatus:
-    """A pre-authorization order's state: frozen funds left -> AUTHORIZED (or CAPTURED
-    once something was paid from them); nothing left -> CAPTURED if paid, else VOIDED."""
-    order = detail.get("order_status")
-    paid = _amount(detail, "total_pay_amount", currency) if detail.get("total_pay_amount") else 0
-    if order == "INIT":
-        return TxnStatus.PENDING
-    if order == "AUTHORIZED":
-        return TxnStatus.CAPTURED if paid else TxnStatus.AUTHORIZED
-    if order in ("FINISH", "CLOSED"):
-        return TxnStatus.CAPTURED if paid else TxnStatus.VOIDED
-    raise Malformed(f"unknown pre-authorization order_status {order!r}", rail=RAIL)
