@@ -14,7 +14,8 @@ import pytest
 
 from adapters.alipay import AlipayRail, AlipaySimulator, plugin
 from adapters.alipay.signing import generate_key, private_pem
-from adapters.base import MethodKind, PaymentMethod
+from adapters.base import AuthorizeRequest, MethodKind, PaymentMethod, TxnStatus
+from adapters.testing import new_reference
 
 StartSim = Callable[..., tuple[AlipaySimulator, AlipayRail]]
 
@@ -24,6 +25,15 @@ TEST_TIME_SCALE = "0.0001"
 
 def wallet(buyer_id: str) -> PaymentMethod:
     return PaymentMethod(kind=MethodKind.WALLET, buyer_id=buyer_id)
+
+
+def freeze(rail: AlipayRail, sim: AlipaySimulator, amount: int, currency: str = "CNY") -> tuple[str, str]:
+    """Freeze ``amount`` for the approving buyer: (our reference, auth_no)."""
+    reference = new_reference("auth")
+    result = rail.authorize(AuthorizeRequest(reference=reference, amount=amount, currency=currency,
+                                             method=sim.approving_method()))
+    assert result.status is TxnStatus.AUTHORIZED
+    return reference, result.rail_reference
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from adapters.base import (
 )
 from adapters.testing import new_reference
 
-from .test_flows import freeze
+from .conftest import freeze
 
 DAY = dt.date(2026, 1, 5)
 GOOD = "ord-1|2026010522000001|100.00|100.00|0.60|99.40|99.40|CNY||2026-01-05 10:00:00|2026-01-06 16:50:00|P|L|"

@@ -27,7 +27,7 @@ from adapters.base import (
 )
 from adapters.testing import new_reference
 
-from .conftest import wallet
+from .conftest import freeze, wallet
 
 CNY = "CNY"
 
@@ -39,14 +39,6 @@ def settled(sim: AlipaySimulator, rail: AlipayRail) -> list[SettlementRecord]:
     items = list(rail.parse_settlement_file(buffer))
     assert all(isinstance(item, SettlementRecord) for item in items), items
     return [item for item in items if isinstance(item, SettlementRecord)]
-
-
-def freeze(rail: AlipayRail, sim: AlipaySimulator, amount: int, currency: str = CNY) -> tuple[str, str]:
-    reference = new_reference("auth")
-    result = rail.authorize(AuthorizeRequest(reference=reference, amount=amount, currency=currency,
-                                             method=sim.approving_method()))
-    assert result.status is TxnStatus.AUTHORIZED
-    return reference, result.rail_reference
 
 
 def test_freeze_two_partial_captures_partial_refund_then_void_the_rest(sim: AlipaySimulator,
