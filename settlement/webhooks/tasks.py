@@ -27,7 +27,10 @@ def deliver(self: DatabaseTask, delivery_id: int) -> str:
         return "skipped"
     due = outcome.next_attempt_at
     if due is not None and not self.app.conf.task_always_eager and due - utcnow() <= SHORT_RETRY:
-        self.apply_async((delivery_id,), eta=due)
+        # Back to the queue this message came from (a worker may serve a queue other
+        # than the default one).
+        queue = (self.request.delivery_info or {}).get("routing_key") or None
+        self.apply_async((delivery_id,), eta=due, queue=queue)
     return outcome.status.value
 
 

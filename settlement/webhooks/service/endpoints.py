@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -36,6 +37,8 @@ from settlement.webhooks.signing import generate_secret
 T = TypeVar("T")
 URL_MAX_LENGTH = 2048
 MAX_ID = 2**63 - 1
+#: A DNS name (IDNA-encoded by httpx), an IPv4 address, or an IPv6 address.
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 #: How long a rotated-out secret keeps signing deliveries unless told otherwise.
 DEFAULT_ROTATION_GRACE = dt.timedelta(hours=24)
 
@@ -63,7 +66,9 @@ def check_url(url: str) -> str:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         raise InvalidEndpointUrl(f"{url!r} is not a URL", url=str(url)[:200]) from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or len(url) > URL_MAX_LENGTH:
+    host = parsed.raw_host.decode("ascii", "replace")
+    if (parsed.scheme not in ("http", "https") or not _HOST.fullmatch(host) or len(url) > URL_MAX_LENGTH
+            or any(c.isspace() or not c.isprintable() for c in url)):
         raise InvalidEndpointUrl(f"an endpoint URL is an absolute http:// or https:// URL of at most "
                                  f"{URL_MAX_LENGTH} characters", url=url[:200])
     return url
@@ -161,8 +166,9 @@ def list_deliveries(session: Session, endpoint_id: int, *, status: DeliveryStatu
         query = query.where(WebhookDelivery.status == status.value)
     if cursor:
         query = query.where(WebhookDelivery.id < decode_cursor(cursor))
-    rows = session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).tuples().all()
-    page = _page(list(rows), limit, lambda row: row[0].id)
+    rows = [(delivery, event) for delivery, event in
+            session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1))]
+    page = _page(rows, limit, lambda row: row[0].id)
     return Page([DeliveryView(d, e, a) for (d, e), a in zip(page.items, _attempts(session, page.items), strict=True)],
                 page.next_cursor)
 
