@@ -1,0 +1,236 @@
+"""The second half of every operation: record what the rail answered, and book it.
+
+:func:`apply_outcome` is the one place an attempt's outcome is recorded, whoever
+learned it: the request that called the rail, the janitor that asked the rail
+later, or a notification. It locks the payment, does nothing if the attempt was
+settled already, and writes the ledger with keys derived from the attempt, so an
+outcome is booked exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from settlement.fx.conversion import FxTerms
+from settlement.ledger import EntrySpec, HoldStatus, Ledger, credit, debit
+from settlement.payments import accounts, events
+from settlement.payments.booking import Split, entry, ledger_key, split_capture, split_postings
+from settlement.payments.models import AttemptState, CaptureMethod, Operation, Payment, PaymentAttempt, PaymentState
+from settlement.payments.service.outcomes import Kind, Outcome
+from settlement.payments.service.payments import PaymentTerms, get_payment, remaining_authorized
+
+log = logging.getLogger("settlement.payments")
+
+#: How soon to ask the rail again about an operation it said is pending or whose
+#: answer was lost.
+RECHECK = dt.timedelta(seconds=5)
+
+
+def derive_state(payment: Payment) -> PaymentState:
+    """The state that summarises the payment's amounts (DESIGN section 6)."""
+    if payment.amount_refunded:
+        fully = payment.amount_refunded == payment.amount_captured and remaining_authorized(payment) == 0
+        return PaymentState.REFUNDED if fully else PaymentState.PARTIALLY_REFUNDED
+    if payment.amount_captured:
+        return PaymentState.PARTIALLY_CAPTURED if remaining_authorized(payment) else PaymentState.CAPTURED
+    if payment.amount_authorized:
+        return PaymentState.AUTHORIZED if remaining_authorized(payment) else PaymentState.VOIDED
+    return PaymentState(payment.state)
+
+
+def fx_terms(payment: Payment) -> FxTerms | None:
+    if payment.settlement_currency == payment.currency:
+        return None
+    assert payment.fx_rate is not None
+    assert payment.fx_mid_rate is not None
+    assert payment.fx_quote_id is not None
+    return FxTerms(payment.currency, payment.settlement_currency, Decimal(payment.fx_mid_rate),
+                   Decimal(payment.fx_rate), payment.fx_quote_id, payment.fx_source or "")
+
+
+def _metadata(payment: Payment, attempt: PaymentAttempt) -> dict[str, str]:
+    meta = {"payment_id": str(payment.id), "attempt_id": str(attempt.id), "merchant_id": str(payment.merchant_id),
+            "rail": payment.rail, "reference": attempt.reference}
+    terms = fx_terms(payment)
+    if terms is not None:
+        meta.update(terms.metadata())
+    return meta
+
+
+def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: PaymentTerms,
+                  now: dt.datetime) -> tuple[Payment, PaymentAttempt]:
+    """Record ``outcome`` for the attempt (see the module docstring)."""
+    attempt = session.get(PaymentAttempt, attempt_id)
+    assert attempt is not None, f"attempt {attempt_id} vanished"
+    payment = get_payment(session, attempt.payment_id, lock=True)
+    session.refresh(attempt)
+    if attempt.state in (AttemptState.SUCCEEDED.value, AttemptState.FAILED.value):
+        if outcome.kind in (Kind.SUCCEEDED, Kind.FAILED) and outcome.kind.value != attempt.state:
+            log.warning("attempt %s was settled %s; a later answer says %s", attempt.id, attempt.state, outcome.kind)
+        return payment, attempt
+    result = outcome.result
+    if result is not None:
+        attempt.rail_reference = result.rail_reference or attempt.rail_reference
+        attempt.response_code = result.response_code or attempt.response_code
+        attempt.approval_code = result.approval_code or attempt.approval_code
+    if outcome.kind in (Kind.PENDING, Kind.UNKNOWN):
+        attempt.state = AttemptState.PENDING.value if outcome.kind is Kind.PENDING else AttemptState.UNKNOWN.value
+        attempt.failure_code, attempt.failure_message = outcome.code or None, outcome.message or None
+        attempt.next_check_at = now + RECHECK
+        if attempt.operation == Operation.AUTHORIZE.value:
+            payment.state = (PaymentState.AUTHORIZING if outcome.kind is Kind.PENDING else PaymentState.UNKNOWN).value
+        payment.updated_at = now
+        return payment, attempt
+    attempt.completed_at = now
+    attempt.next_check_at = None
+    payment.in_flight_attempt_id = None
+    payment.updated_at = now
+    if outcome.kind is Kind.FAILED:
+        _fail(session, payment, attempt, outcome, now)
+    else:
+        _succeed(session, payment, attempt, outcome, terms=terms, now=now)
+    return payment, attempt
+
+
+def _fail(session: Session, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, now: dt.datetime) -> None:
+    attempt.state = AttemptState.FAILED.value
+    attempt.failure_code = outcome.code
+    attempt.failure_message = outcome.message[:2000] if outcome.message else None
+    if outcome.rail_code:
+        attempt.response_code = outcome.rail_code
+    if attempt.operation == Operation.AUTHORIZE.value:
+        payment.state = PaymentState.FAILED.value
+        payment.failure_code = outcome.code
+        payment.failure_message = attempt.failure_message
+        events.payment_event(session, payment, "failed", attempt)
+    elif attempt.operation == Operation.REFUND.value:
+        if attempt.hold_id is not None:
+            Ledger(session).void_hold(ledger_key(attempt.id, "release"), attempt.hold_id,
+                                      description=f"refund {attempt.id} refused by the rail")
+        events.refund_event(session, payment, attempt, "failed")
+
+
+def _succeed(session: Session, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, *, terms: PaymentTerms,
+             now: dt.datetime) -> None:
+    attempt.state = AttemptState.SUCCEEDED.value
+    attempt.failure_code = attempt.failure_message = None
+    ledger = Ledger(session)
+    operation = Operation(attempt.operation)
+    if operation is Operation.AUTHORIZE:
+        _authorized(ledger, payment, attempt, outcome, terms=terms, now=now)
+    elif operation is Operation.CAPTURE:
+        _captured(ledger, payment, attempt, now)
+        events.payment_event(session, payment, "captured", attempt)
+    elif operation is Operation.VOID:
+        _voided(ledger, payment, attempt, now)
+        events.payment_event(session, payment, "voided", attempt)
+    else:
+        _refunded(ledger, payment, attempt)
+    payment.state = derive_state(payment).value
+    if operation is Operation.AUTHORIZE:
+        events.payment_event(session, payment, "authorized", attempt)
+        if payment.amount_captured:
+            events.payment_event(session, payment, "captured", attempt)
+    elif operation is Operation.REFUND:
+        events.refund_event(session, payment, attempt, "succeeded")
+
+
+def _authorized(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, *,
+                terms: PaymentTerms, now: dt.datetime) -> None:
+    cur = payment.currency
+    if outcome.result is not None and outcome.result.rail_reference:
+        payment.rail_reference = outcome.result.rail_reference
+    payment.amount_authorized = attempt.amount
+    receivable, clearing = accounts.receivable(payment.rail, cur), accounts.clearing(cur)
+    meta = _metadata(payment, attempt)
+    if payment.capture_method == CaptureMethod.AUTOMATIC.value:
+        split = split_capture(attempt.amount, Decimal(payment.commission_rate), fx_terms(payment))
+        ledger.post_batch([
+            entry(ledger_key(attempt.id, "capture"), "payment.capture",
+                  [debit(receivable, attempt.amount, cur), credit(clearing, attempt.amount, cur)],
+                  description=f"sale of payment {payment.id}", metadata=meta),
+            _split_entry(payment, attempt, split, meta)])
+        payment.amount_captured = attempt.amount
+        _add_split(payment, split)
+        return
+    expires = now + dt.timedelta(seconds=terms.hold_timeout_seconds)
+    held = ledger.create_hold(ledger_key(attempt.id, "hold"), debit=receivable, credit=clearing,
+                              amount=attempt.amount, currency=cur, expires_at=expires, kind="payment.authorization",
+                              description=f"authorization of payment {payment.id}", metadata=meta)
+    payment.hold_id = held.hold.id
+    payment.authorization_expires_at = expires
+
+
+def _split_entry(payment: Payment, attempt: PaymentAttempt, split: Split, meta: dict[str, str]) -> EntrySpec:
+    postings = split_postings(split, currency=payment.currency, settlement_currency=payment.settlement_currency,
+                              merchant_id=payment.merchant_id, source=accounts.clearing(payment.currency))
+    return entry(ledger_key(attempt.id, "split"), "payment.split", postings,
+                 description=f"split of capture {attempt.id} of payment {payment.id}", metadata=meta)
+
+
+def _add_split(payment: Payment, split: Split) -> None:
+    payment.commission_captured += split.commission
+    payment.seller_captured += split.seller
+    payment.fx_mid_captured += split.fx_mid
+
+
+def _captured(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
+    cur = payment.currency
+    meta = _metadata(payment, attempt)
+    remaining = remaining_authorized(payment) - attempt.amount
+    keep = remaining > 0 and not attempt.final
+    hold = ledger.get_hold(payment.hold_id) if payment.hold_id is not None else None
+    if hold is not None and hold.status is HoldStatus.PENDING and (hold.expires_at is None or hold.expires_at > now):
+        posted = ledger.post_hold(ledger_key(attempt.id, "post"), hold.id, attempt.amount, keep_remainder=keep,
+                                  description=f"capture {attempt.id} of payment {payment.id}", metadata=meta)
+        payment.hold_id = posted.continuation.id if posted.continuation is not None else None
+    else:
+        # The ledger released the hold (it expired) but the rail captured: book the
+        # capture outright.
+        log.warning("payment %s captured at the rail after its ledger hold ended", payment.id)
+        ledger.post(entry(ledger_key(attempt.id, "post"), "payment.capture",
+                          [debit(accounts.receivable(payment.rail, cur), attempt.amount, cur),
+                           credit(accounts.clearing(cur), attempt.amount, cur)],
+                          description=f"capture {attempt.id} of payment {payment.id}", metadata=meta))
+        payment.hold_id = None
+        keep = remaining > 0
+    split = split_capture(attempt.amount, Decimal(payment.commission_rate), fx_terms(payment))
+    ledger.post(_split_entry(payment, attempt, split, meta))
+    payment.amount_captured += attempt.amount
+    _add_split(payment, split)
+    if not keep and remaining > 0:
+        payment.amount_voided += remaining
+
+
+def _voided(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
+    remaining = remaining_authorized(payment)
+    hold = ledger.get_hold(payment.hold_id) if payment.hold_id is not None else None
+    if hold is not None and hold.status is HoldStatus.PENDING:
+        ledger.void_hold(ledger_key(attempt.id, "void"), hold.id, description=f"void of payment {payment.id}",
+                         metadata=_metadata(payment, attempt))
+    payment.hold_id = None
+    payment.amount_voided += remaining
+    del now
+
+
+def _refunded(ledger: Ledger, payment: Payment, attempt: PaymentAttempt) -> None:
+    meta = _metadata(payment, attempt)
+    booking = attempt.booking
+    split = Split(int(booking["gross"]), int(booking["commission"]), int(booking["seller"]), int(booking["fx_mid"]))
+    if attempt.hold_id is not None:
+        ledger.post_hold(ledger_key(attempt.id, "post"), attempt.hold_id,
+                         description=f"seller's share of refund {attempt.id}", metadata=meta)
+    postings = split_postings(split, currency=payment.currency, settlement_currency=payment.settlement_currency,
+                              merchant_id=payment.merchant_id, source=accounts.receivable(payment.rail,
+                                                                                           payment.currency),
+                              reverse=True)
+    ledger.post(entry(ledger_key(attempt.id, "refund"), "payment.refund", postings,
+                      description=f"refund {attempt.id} of payment {payment.id}", metadata=meta))
+    payment.amount_refunded += split.gross
+    payment.commission_refunded += split.commission
+    payment.seller_refunded += split.seller
+    payment.fx_mid_refunded += split.fx_mid
