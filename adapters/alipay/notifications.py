@@ -78,13 +78,13 @@ class NotificationVerifier:
         content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
         if content_type and not content_type.lower().startswith("application/x-www-form-urlencoded"):
             raise Malformed(f"notification content type {content_type!r} is not a form", rail=RAIL)
-        params = _form(body)
+        params, charset = _form(body)
         signature = params.get("sign", "")
         if not signature:
             raise Malformed("notification has no sign", rail=RAIL)
         if params.get("sign_type", "RSA2") != "RSA2":
             raise SignatureInvalid(f"unsupported sign_type {params.get('sign_type')!r}", rail=RAIL)
-        if not verify(notification_content(params), signature, self._alipay_key):
+        if not verify(notification_content(params), signature, self._alipay_key, charset):
             raise SignatureInvalid("notification signature does not verify with Alipay's public key", rail=RAIL)
         if params.get("app_id") != self._app_id:
             raise SignatureInvalid(f"notification is addressed to app {params.get('app_id')!r}", rail=RAIL)
@@ -113,7 +113,8 @@ class NotificationVerifier:
         return NotificationAck(status_code=200, body=ACK_BODY)
 
 
-def _form(body: bytes) -> dict[str, str]:
+def _form(body: bytes) -> tuple[dict[str, str], str]:
+    """The notification's fields and the charset they were encoded (and signed) in."""
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError as exc:
@@ -132,7 +133,7 @@ def _form(body: bytes) -> dict[str, str]:
         if key in params:
             raise Malformed(f"notification repeats the field {key!r}", rail=RAIL)
         params[key] = value
-    return params
+    return params, charset
 
 
 def _required(params: Mapping[str, str], name: str) -> str:

@@ -55,16 +55,17 @@ def sign(content: str, key: rsa.RSAPrivateKey) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
-def verify(content: str, signature: str, key: rsa.RSAPublicKey) -> bool:
-    """True when ``signature`` (base64) is ``key``'s RSA2 signature of ``content``.
-    A signature that is not even valid base64 is simply not valid."""
+def verify(content: str, signature: str, key: rsa.RSAPublicKey, encoding: str = "utf-8") -> bool:
+    """True when ``signature`` (base64) is ``key``'s RSA2 signature of ``content`` in
+    ``encoding`` (the message's ``charset``: Alipay signs the bytes it sends). A
+    signature that is not even valid base64 is simply not valid."""
     try:
         raw = base64.b64decode(signature.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return False
     try:
-        key.verify(raw, content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
+        key.verify(raw, content.encode(encoding), padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, UnicodeEncodeError):
         return False
     return True
 

@@ -3,11 +3,18 @@ fails first, and what each kind of event means once verified."""
 
 from __future__ import annotations
 
+import base64
 import time
 from decimal import Decimal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
-from adapters.alipay import AlipayRail
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from adapters.alipay import AlipayRail, plugin
+from adapters.alipay.codec import beijing_now, format_time
+from adapters.alipay.signing import generate_key, notification_content, private_pem, public_pem
 from adapters.alipay.sim_delivery import MAX_DELIVERIES, RETRY_SCHEDULE
 from adapters.base import (
     AuthorizeRequest,
@@ -15,6 +22,7 @@ from adapters.base import (
     FxDetail,
     Notification,
     RefundRequest,
+    SignatureInvalid,
     TxnStatus,
     VoidRequest,
 )
@@ -144,3 +152,21 @@ def test_forex_notification_carries_the_rate(start_sim: StartSim, receiver: Rece
     [notification] = collect(receiver, rail, 1)
     assert (notification.currency, notification.amount) == ("RUB", 500_00)
     assert notification.fx == FxDetail(rate=Decimal("0.08"), settlement_amount=40_00, settlement_currency="CNY")
+
+
+def test_gbk_notification_is_verified_over_its_gbk_bytes() -> None:
+    alipay_key = generate_key()
+    rail = plugin.create_rail({"gateway_url": "http://127.0.0.1:9/gateway.do", "app_id": "2021000000000001",
+                               "app_private_key": private_pem(generate_key()),
+                               "alipay_public_key": public_pem(alipay_key.public_key())})
+    event = {"notify_type": "trade_status_sync", "notify_id": "gbk-1", "notify_time": format_time(beijing_now()),
+             "app_id": "2021000000000001", "charset": "gbk", "trade_no": "t1", "out_trade_no": "o1",
+             "trade_status": "TRADE_SUCCESS", "total_amount": "8.00", "subject": "丝绸围巾"}
+    signature = alipay_key.sign(notification_content(event).encode("gbk"), padding.PKCS1v15(), hashes.SHA256())
+    body = urlencode({**event, "sign_type": "RSA2", "sign": base64.b64encode(signature).decode()}, encoding="gbk")
+    notification = rail.parse_notification(FORM, body.encode("ascii"))
+    assert notification.raw["subject"] == "丝绸围巾"
+    utf8_body = urlencode({**event, "sign_type": "RSA2", "sign": base64.b64encode(signature).decode()})
+    with pytest.raises(SignatureInvalid):
+        rail.parse_notification(FORM, utf8_body.replace("charset=gbk", "charset=utf-8").encode("ascii"))
+    rail.close()
