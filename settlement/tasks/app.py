@@ -22,12 +22,19 @@ from settlement.config import Settings, get_settings
 TASK_MODULES = [
     "settlement.ledger.tasks",
     "settlement.webhooks.tasks",
+    "settlement.payments.tasks",
+    "settlement.fx.tasks",
 ]
 
 #: Periodic work. Domains add their entries here.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "expire-holds": {"task": "settlement.ledger.expire_holds", "schedule": timedelta(minutes=1)},
     "webhook-retries": {"task": "settlement.webhooks.retry_due", "schedule": timedelta(seconds=30)},
+    "payments-janitor": {"task": "settlement.payments.reconcile_in_flight", "schedule": timedelta(seconds=30)},
+    "payments-expire-authorizations": {"task": "settlement.payments.expire_authorizations",
+                                       "schedule": timedelta(minutes=5)},
+    "idempotency-purge": {"task": "settlement.payments.purge_idempotency_keys", "schedule": timedelta(hours=1)},
+    "fx-refresh-rates": {"task": "settlement.fx.refresh_rates", "schedule": timedelta(minutes=15)},
 }
 
 
