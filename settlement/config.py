@@ -85,6 +85,31 @@ class Settings(BaseSettings):
     #: The janitor leaves a rail operation to the request that started it for this long
     #: before asking the rail itself (longer than any rail timeout).
     janitor_grace_seconds: int = 120
+    #: Reconciliation. Inbox folders the daily pickup reads, by rail name (and
+    #: ``statement`` for bank statements), JSON in the environment; a rail not named
+    #: here uses ``<data_dir>/inbox/<rail>``.
+    recon_inbox: dict[str, Path] = Field(default_factory=dict)
+    #: A file line and an expectation whose gross amounts differ by at most this many
+    #: minor units, or by at most this fraction of the expected amount, still match
+    #: (the difference is booked to ``recon:<rail>:variance:<CUR>``); 0 and 0: exact.
+    recon_amount_tolerance: int = Field(default=0, ge=0)
+    recon_relative_tolerance: Decimal = Field(default=Decimal(0), ge=0, lt=1)
+    #: A line matches an expectation only when their transaction dates are at most
+    #: this many days apart.
+    recon_date_window_days: int = Field(default=3, ge=0, le=366)
+    #: Per rail, business days after the expected settlement date before an absent
+    #: record counts as missing (overrides the rail's own calendar), JSON.
+    recon_sla_days: dict[str, int] = Field(default_factory=dict)
+    #: Days after a settlement batch's date before a statement without it counts it missing.
+    recon_statement_sla_days: int = Field(default=3, ge=0)
+    #: Matches booked per ledger entry, and file lines loaded per transaction.
+    recon_booking_chunk: int = Field(default=5_000, ge=1)
+    recon_load_chunk: int = Field(default=50_000, ge=1)
+    #: A running reconciliation without a heartbeat for this long is restarted.
+    recon_stale_run_seconds: int = Field(default=300, ge=10)
+    #: Our bank account numbers, for statement formats that say a payment's side only
+    #: by account (1CClientBankExchange), JSON list.
+    recon_bank_accounts: list[str] = Field(default_factory=list)
 
     @field_validator("database_url")
     @classmethod

@@ -11,9 +11,10 @@ from settlement.fx import models as fx_models
 from settlement.journal import models as journal_models
 from settlement.ledger import models as ledger_models
 from settlement.payments import models as payments_models
+from settlement.reconciliation import models as reconciliation_models
 from settlement.webhooks import models as webhook_models
 
 metadata = Base.metadata
 
 __all__ = ["auth_models", "export_models", "fx_models", "idempotency_models", "journal_models", "ledger_models",
-           "metadata", "payments_models", "webhook_models"]
+           "metadata", "payments_models", "reconciliation_models", "webhook_models"]
