@@ -7,10 +7,12 @@ The service reaches it through the ``settlement.rails`` entry point ``alipay``::
     rail = plugin.create_rail(config)          # see AlipayRail.from_config for the keys
     simulator = plugin.create_simulator(signing="wrong-key")  # options: see .simulator
 
-Modules: :mod:`.signing` (RSA2), :mod:`.transport` (one signed call),
-:mod:`.client` (the rail), :mod:`.notifications`, :mod:`.files` (settlement file),
-:mod:`.forex` (rate file), and the simulator (:mod:`.simulator`, :mod:`.sim_model`,
-:mod:`.sim_trades`, :mod:`.sim_funds`, :mod:`.sim_delivery`).
+Modules: :mod:`.codec` (amounts, Beijing time, fees), :mod:`.signing` (RSA2),
+:mod:`.transport` (one signed call), :mod:`.client` (the rail), :mod:`.queries` and
+:mod:`.responses` (reading answers), :mod:`.notifications`, :mod:`.files` with
+:mod:`.file_format` and :mod:`.file_parser` (settlement file), :mod:`.forex` (rate
+file), and the simulator (:mod:`.simulator`, :mod:`.sim_model`, :mod:`.sim_trades`,
+:mod:`.sim_funds`, :mod:`.sim_delivery`).
 
 Fees: 0.6% of CNY trades, 1.2% of cross-border trades (``codec.fee_schedule_for``;
 the SPI's single ``fee_schedule`` attribute is the domestic one); refunds return no

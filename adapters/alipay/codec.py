@@ -98,7 +98,10 @@ def parse_rate(text: str) -> Decimal:
 
 def format_rate(rate: Decimal) -> str:
     """At least eight decimals, as Alipay prints rates, and never an exponent."""
-    if rate.as_tuple().exponent >= -8:  # type: ignore[operator]
+    if not rate.is_finite() or rate <= 0:
+        raise AmountError(f"not a rate: {rate}")
+    exponent = rate.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -8:
         rate = rate.quantize(Decimal("1.00000000"))
     return format(rate, "f")
 
