@@ -45,3 +45,23 @@ def make_key(pg_database: Database) -> Callable[..., str]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+# -- payments: rail simulators, rails configured against them, a client that uses them ---
+
+from tests.payments.fixtures import rails, rails_config_file, simulators  # noqa: E402
+
+__all__ = ["bearer", "rails", "rails_config_file", "simulators"]
+
+
+@pytest.fixture
+def pay(app: FastAPI, client: TestClient, rails: object) -> TestClient:
+    """The API client, with the app's rails talking to the simulators."""
+    app.state.rails = rails
+    return client
+
+
+@pytest.fixture
+def checkout(make_key: Callable[..., str]) -> dict[str, str]:
+    """Headers of a checkout key."""
+    return bearer(make_key("checkout"))
