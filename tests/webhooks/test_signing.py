@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -135,3 +138,21 @@ def test_unknown_schemes_are_ignored_and_upper_case_hex_accepted() -> None:
 def test_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="aware"):
         verify_signature("whsec_x", NOW, b"{}", "v1=00", now=dt.datetime(2026, 1, 1))
+
+
+def test_the_readme_receiver_snippet_accepts_our_deliveries_and_refuses_tampering() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Webhooks", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the documented receiver code, run as written
+    verify = namespace["verify"]
+    new, old = generate_secret(), generate_secret()
+    now = int(time.time())
+    body = b'{"id":"evt_1","type":"payment.captured","data":{"amount":"1.00"}}'
+    header = signature_header([new, old], now, body)
+    assert verify(new, str(now), body, header)
+    assert verify(old, str(now), body, header)
+    assert not verify(generate_secret(), str(now), body, header)
+    assert not verify(new, str(now), body + b" ", header)
+    assert not verify(new, str(now - 301), body, signature_header([new], now - 301, body))
