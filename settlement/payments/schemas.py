@@ -145,7 +145,7 @@ class CaptureIn(_Request):
 
 
 class VoidIn(_Request):
-    pass
+    reason: str = Field(default="", max_length=500)
 
 
 class RefundCreate(_Request):
