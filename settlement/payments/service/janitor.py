@@ -82,7 +82,7 @@ def _claim(session: Session, now: dt.datetime, limit: int, rail: str | None) -> 
     if rail is not None:
         query = query.where(Payment.rail == rail)
     due = []
-    for attempt, payment in session.execute(query).tuples():
+    for attempt, payment in session.execute(query):
         attempt.next_check_at = now + _backoff(attempt.checks)
         attempt.checks += 1
         rail_reference = attempt.rail_reference or payment.rail_reference
