@@ -13,6 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from settlement.cli import db as db_commands
+from settlement.cli import exports as export_commands
+from settlement.cli import journal as journal_commands
 from settlement.cli import keys as keys_commands
 from settlement.cli import ledger as ledger_commands
 from settlement.cli import serve as serve_commands
@@ -44,6 +46,8 @@ def build_app() -> typer.Typer:
     app.add_typer(keys_commands.app, name="keys")
     app.add_typer(serve_commands.app, name="serve")
     app.add_typer(webhooks_commands.app, name="webhooks")
+    app.add_typer(journal_commands.app, name="journal")
+    export_commands.register(app)
     return app
 
 

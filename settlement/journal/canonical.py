@@ -106,9 +106,10 @@ def encode(entry: CanonicalEntry) -> bytes:
                                           p.currency, p.pending] for p in entry.postings])
 
 
-def encode_fields(entry_id: int, idempotency_key: str, kind: str, effective_at: str, recorded_at: str,
-                  description: str, metadata: Mapping[str, Any], reverses_entry_id: int | None,
-                  hold_id: int | None, postings: list[list[Any]]) -> bytes:
+def encode_fields(  # noqa: PLR0917 - the fields of the canonical layout, in its order
+        entry_id: int, idempotency_key: str, kind: str, effective_at: str, recorded_at: str, description: str,
+        metadata: Mapping[str, Any], reverses_entry_id: int | None, hold_id: int | None,
+        postings: list[list[Any]]) -> bytes:
     """The canonical bytes from values already known to be well formed (the sealer
     reads them from the ledger's typed columns); :func:`encode` checks first."""
     try:
@@ -164,8 +165,12 @@ def _check(entry: CanonicalEntry) -> None:
         value = getattr(entry, name)
         if value is not None and not _is_int(value):
             raise InvalidCanonicalEntry(f"{name} must be an integer or null", field=name, **where)
+    _check_postings(entry.postings, where)
+
+
+def _check_postings(postings: Sequence[CanonicalPosting], where: dict[str, Any]) -> None:
     previous = 0
-    for position, p in enumerate(entry.postings):
+    for position, p in enumerate(postings):
         name = f"postings[{position}]"
         if not isinstance(p, CanonicalPosting):
             raise InvalidCanonicalEntry(f"{name} is not a posting", field=name, **where)

@@ -95,11 +95,11 @@ def consistency_path(old_size: int, new_size: int, subtree: SubtreeHash) -> list
         raise ValueError(f"no consistency proof from {old_size} to {new_size}")
     out: list[bytes] = []
     if old_size < new_size:
-        _subproof(old_size, 0, new_size, True, subtree, out)
+        _subproof(old_size, 0, new_size, True, subtree=subtree, out=out)
     return out
 
 
-def _subproof(m: int, start: int, end: int, complete: bool, subtree: SubtreeHash, out: list[bytes]) -> None:
+def _subproof(m: int, start: int, end: int, complete: bool, *, subtree: SubtreeHash, out: list[bytes]) -> None:
     n = end - start
     if m == n:
         if not complete:
@@ -107,10 +107,10 @@ def _subproof(m: int, start: int, end: int, complete: bool, subtree: SubtreeHash
         return
     k = split_point(n)
     if m <= k:
-        _subproof(m, start, start + k, complete, subtree, out)
+        _subproof(m, start, start + k, complete, subtree=subtree, out=out)
         out.append(subtree(start + k, end))
     else:
-        _subproof(m - k, start + k, end, False, subtree, out)
+        _subproof(m - k, start + k, end, False, subtree=subtree, out=out)
         out.append(subtree(start, start + k))
 
 

@@ -22,7 +22,7 @@ from settlement.journal.canonical import encode_fields, format_time
 
 _PG_TIME = "to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-#: Columns after the caller's three leading ones (seq, stored leaf hash, tx_id).
+#: Columns after the caller's three leading ones (seq, stored leaf hash, anything).
 ENTRY_COLUMNS = ("e.id, e.idempotency_key, e.kind, {eff}, {rec}, e.description, e.metadata, e.reverses_entry_id, "
                  "e.hold_id, p.id, p.account_id, a.code, p.side, p.amount, p.currency, p.pending")
 #: Joins from an ``e`` (entries) relation to its postings and their accounts;
@@ -31,11 +31,15 @@ POSTING_JOINS = ("LEFT JOIN ledger_postings p ON p.entry_id = e.id "
                  "LEFT JOIN ledger_accounts a ON a.id = p.account_id")
 
 
+def time_column(dialect: str, column: str) -> str:
+    """SQL reading a timestamp column: canonical text on PostgreSQL, the stored
+    value on SQLite (then :func:`sqlite_time`)."""
+    return _PG_TIME.format(col=column) if dialect == "postgresql" else column
+
+
 def entry_columns(dialect: str) -> str:
-    if dialect == "postgresql":
-        return ENTRY_COLUMNS.format(eff=_PG_TIME.format(col="e.effective_at"),
-                                    rec=_PG_TIME.format(col="e.recorded_at"))
-    return ENTRY_COLUMNS.format(eff="e.effective_at", rec="e.recorded_at")
+    return ENTRY_COLUMNS.format(eff=time_column(dialect, "e.effective_at"),
+                                rec=time_column(dialect, "e.recorded_at"))
 
 
 @dataclass(slots=True)
@@ -43,7 +47,8 @@ class EntryRecord:
     """One entry as stored, ready to encode. ``postings`` rows are ``[posting_id,
     account_id, account_code, side, amount, currency, pending]`` in posting-id
     order. ``seq`` and ``stored_leaf`` are set when read from the journal;
-    ``missing`` when the journal names an entry the ledger no longer has."""
+    ``missing`` when the journal names an entry the ledger no longer has; ``extra``
+    is the query's third column (whatever the caller needs beside the entry)."""
 
     entry_id: int
     idempotency_key: str
@@ -57,7 +62,7 @@ class EntryRecord:
     postings: list[list[Any]] = field(default_factory=list)
     seq: int | None = None
     stored_leaf: bytes | None = None
-    tx_id: int | None = None
+    extra: Any = None
     missing: bool = False
 
     def canonical(self) -> bytes:
@@ -65,7 +70,7 @@ class EntryRecord:
                              self.description, self.metadata, self.reverses_entry_id, self.hold_id, self.postings)
 
 
-def _sqlite_time(value: Any) -> str:
+def sqlite_time(value: Any) -> str:
     stamp = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     assert isinstance(stamp, dt.datetime)
     if stamp.tzinfo is None:
@@ -74,14 +79,14 @@ def _sqlite_time(value: Any) -> str:
 
 
 def group(rows: Iterable[Sequence[Any]], dialect: str) -> Iterator[EntryRecord]:
-    """Rows of ``(seq, stored_leaf, tx_id, <ENTRY_COLUMNS>)`` sorted by entry then
+    """Rows of ``(seq, stored_leaf, extra, <ENTRY_COLUMNS>)`` sorted by entry then
     posting id -> entries. A row whose entry id is NULL (the journal names an entry
     that is gone) yields a ``missing`` record with only ``seq`` and ``stored_leaf``."""
     postgres = dialect == "postgresql"
     current: EntryRecord | None = None
     current_key: tuple[Any, Any] | None = None
     for row in rows:
-        (seq, stored, tx_id, entry_id, key, kind, eff, rec, description, metadata, reverses, hold,
+        (seq, stored, extra, entry_id, key, kind, eff, rec, description, metadata, reverses, hold,
          posting_id, account_id, code, side, amount, currency, pending) = row
         row_key = (seq, entry_id)
         if row_key != current_key:
@@ -90,14 +95,15 @@ def group(rows: Iterable[Sequence[Any]], dialect: str) -> Iterator[EntryRecord]:
             current_key = row_key
             if entry_id is None:
                 current = EntryRecord(0, "", "", "", "", "", {}, None, None, seq=seq,
-                                      stored_leaf=None if stored is None else bytes(stored), missing=True)
+                                      stored_leaf=None if stored is None else bytes(stored), extra=extra,
+                                      missing=True)
                 continue
             if isinstance(metadata, str):
                 metadata = json.loads(metadata)
             current = EntryRecord(
-                entry_id, key, kind, eff if postgres else _sqlite_time(eff), rec if postgres else _sqlite_time(rec),
+                entry_id, key, kind, eff if postgres else sqlite_time(eff), rec if postgres else sqlite_time(rec),
                 description or "", metadata if metadata is not None else {}, reverses, hold, [], seq,
-                None if stored is None else bytes(stored), tx_id)
+                None if stored is None else bytes(stored), extra)
         if posting_id is not None and current is not None and not current.missing:
             current.postings.append([posting_id, account_id, code, side, amount, currency, bool(pending)])
     if current is not None:

@@ -5,9 +5,11 @@ order, and extend the hash chain and the Merkle tree with them.
 insert entry 10, another entry 11 and commit first. Sealing 11 and later 10 would
 put them out of place, and sealing "everything after the last sealed id" would
 skip 10 for ever. So on PostgreSQL the sealer takes, in one statement (one
-snapshot), the oldest transaction still running (``pg_snapshot_xmin``) and seals
-only entries written by older transactions (``tx_id`` below it): those are all
-committed or rolled back, so none can still appear before them. It takes them in
+snapshot), the oldest transaction of this database still running (as
+``pg_snapshot_xmin`` would, but ignoring transactions known to run in other
+databases of the cluster, which cannot write here) and seals only entries written
+by older transactions (``tx_id`` below it): those are all committed or rolled
+back, so none can still appear before them. It takes them in
 ``(tx_id, id)`` order, after the last sealed entry in that order; an entry of a
 transaction below the horizon that is not sealed yet cannot sort before the last
 sealed one, so nothing is skipped or sealed twice. (Exact commit order is not
@@ -38,8 +40,24 @@ from settlement.journal.store import ZERO_HASH, JournalStore, LastLeaf, fold
 
 DEFAULT_LIMIT = 50_000
 
+# The horizon: the oldest transaction of THIS database still running in the
+# statement's snapshot (or the snapshot's xmax). Transaction ids are cluster-wide,
+# so a long transaction in another database would hold pg_snapshot_xmin back for
+# nothing; one is left out only when pg_stat_activity (or pg_prepared_xacts) shows
+# its id in another database, so an unknown transaction always counts as ours.
 _PG_UNSEALED = """
-WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon),
+WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
+h AS MATERIALIZED (
+    SELECT LEAST(pg_snapshot_xmax(s.snap)::text::bigint, (
+        SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
+         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                            WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+                              AND a.datname IS DISTINCT FROM current_database())
+           AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p
+                            WHERE p.transaction::text::bigint = x::text::bigint % 4294967296
+                              AND p.database <> current_database()))) AS horizon
+      FROM s
+),
 todo AS MATERIALIZED (
     SELECT e.id, e.tx_id FROM ledger_entries e, h
      WHERE e.tx_id >= :tx AND (e.tx_id > :tx OR e.id > :id) AND e.tx_id < h.horizon

@@ -76,7 +76,7 @@ class Journal:
         if previous is not None:
             consistency = merkle.needed_subtrees(
                 lambda sub: merkle.consistency_path(previous.tree_size, size, sub))
-        subtree = self._subtrees(wanted + consistency)
+        subtree = self.subtrees(wanted + consistency)
         root = subtree(0, size)
         if previous is not None:
             path = merkle.consistency_path(previous.tree_size, size, subtree)
@@ -126,7 +126,7 @@ class Journal:
                                  f"{checkpoint.tree_size}", entry_id=entry_id, seq=seq,
                                  tree_size=checkpoint.tree_size)
         index, size = seq - 1, checkpoint.tree_size
-        subtree = self._subtrees(merkle.needed_subtrees(lambda sub: merkle.inclusion_path(index, size, sub)))
+        subtree = self.subtrees(merkle.needed_subtrees(lambda sub: merkle.inclusion_path(index, size, sub)))
         return InclusionProof(entry_id, seq, index, size, leaf, self.canonical(seq),
                               merkle.inclusion_path(index, size, subtree), checkpoint)
 
@@ -139,7 +139,7 @@ class Journal:
             raise InvalidRange(f"from ({old_size}) is larger than to ({new.tree_size})", field="from")
         old = self.get_checkpoint(old_size)
         size = new.tree_size
-        subtree = self._subtrees(merkle.needed_subtrees(lambda sub: merkle.consistency_path(old_size, size, sub)))
+        subtree = self.subtrees(merkle.needed_subtrees(lambda sub: merkle.consistency_path(old_size, size, sub)))
         return ConsistencyProof(old, new, merkle.consistency_path(old_size, size, subtree))
 
     def canonical(self, seq: int) -> bytes:
@@ -152,7 +152,7 @@ class Journal:
             raise EntryNotSealed(f"leaf {seq} names an entry the ledger does not have", seq=seq)
         return entries[0].canonical()
 
-    def _subtrees(self, nodes: list[tuple[int, int]]) -> merkle.SubtreeHash:
+    def subtrees(self, nodes: list[tuple[int, int]]) -> merkle.SubtreeHash:
         """A subtree callback answering ``nodes`` from two batched queries."""
         pieces: list[tuple[int, int]] = []
 

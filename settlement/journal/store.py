@@ -154,13 +154,13 @@ class JournalStore:
         if leaf_seqs:
             stmt = text("SELECT seq, leaf_hash FROM journal_leaves WHERE seq IN :seqs").bindparams(
                 bindparam("seqs", expanding=True))
-            for seq, digest in self.session.execute(stmt, {"seqs": sorted(leaf_seqs)}):
-                found[(0, int(seq) - 1)] = bytes(digest)
+            for found_row in self.session.execute(stmt, {"seqs": sorted(leaf_seqs)}):
+                found[(0, int(found_row[0]) - 1)] = bytes(found_row[1])
         for level, indices in node_keys.items():
             stmt = text("SELECT idx, hash FROM journal_nodes WHERE level = :lv AND idx IN :ids").bindparams(
                 bindparam("ids", expanding=True))
-            for idx, digest in self.session.execute(stmt, {"lv": level, "ids": sorted(indices)}):
-                found[(level, int(idx))] = bytes(digest)
+            for found_row in self.session.execute(stmt, {"lv": level, "ids": sorted(indices)}):
+                found[(level, int(found_row[0]))] = bytes(found_row[1])
         out: dict[tuple[int, int], bytes] = {}
         for piece, (level, first, count) in wanted.items():
             try:

@@ -24,6 +24,8 @@ TASK_MODULES = [
     "settlement.webhooks.tasks",
     "settlement.payments.tasks",
     "settlement.fx.tasks",
+    "settlement.journal.tasks",
+    "settlement.exports.tasks",
 ]
 
 #: Periodic work. Domains add their entries here.
@@ -35,6 +37,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
                                        "schedule": timedelta(minutes=5)},
     "idempotency-purge": {"task": "settlement.payments.purge_idempotency_keys", "schedule": timedelta(hours=1)},
     "fx-refresh-rates": {"task": "settlement.fx.refresh_rates", "schedule": timedelta(minutes=15)},
+    "journal-seal": {"task": "settlement.journal.seal", "schedule": timedelta(seconds=10)},
+    "journal-checkpoint": {"task": "settlement.journal.checkpoint", "schedule": timedelta(minutes=5)},
 }
 
 

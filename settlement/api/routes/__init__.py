@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from settlement.api.routes import fx, health, ledger, merchants, notifications, payments, payouts, webhooks
+from settlement.api.routes import (
+    exports,
+    fx,
+    health,
+    journal,
+    ledger,
+    merchants,
+    notifications,
+    payments,
+    payouts,
+    webhooks,
+)
 
 
 def routers() -> list[APIRouter]:
     """Every router of the API, in mount order."""
     return [health.router, ledger.router, webhooks.router, merchants.router, payments.router, payouts.router,
-            fx.router, notifications.router]
+            fx.router, notifications.router, journal.router, exports.router]

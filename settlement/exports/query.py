@@ -1,0 +1,128 @@
+"""The SQL of an export. Every read of one export runs in one REPEATABLE READ
+transaction (PostgreSQL), so the journal, the trial balance and the statements
+describe the same instant; the big reads use server-side cursors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from settlement.db.types import UTCDateTime
+from settlement.journal import reader
+
+_TIME = UTCDateTime()
+
+
+class ExportQueries:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    def _t(self, value: dt.datetime) -> Any:
+        return _TIME.process_bind_param(value, self.session.get_bind().dialect)
+
+    def snapshot(self) -> None:
+        """Pin one snapshot for every read that follows (call first)."""
+        if self.dialect == "postgresql":
+            self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            self.session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+    def period_range(self, tree_size: int, period_from: dt.datetime | None,
+                     period_to: dt.datetime | None) -> tuple[int, int]:
+        """The smallest run of sequence numbers [a, b] (within the checkpoint) that
+        holds every sealed entry recorded in [from, to); (n + 1, n) when none is."""
+        empty = (tree_size + 1, tree_size)
+        first = 1
+        last = tree_size
+        if period_from is not None:
+            found = self.session.execute(text(
+                "SELECT MIN(l.seq) FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id "
+                "WHERE e.recorded_at >= :t AND l.seq <= :n"), {"t": self._t(period_from), "n": tree_size}).scalar()
+            if found is None:
+                return empty
+            first = int(found)
+        if period_to is not None:
+            found = self.session.execute(text(
+                "SELECT MAX(l.seq) FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id "
+                "WHERE e.recorded_at < :t AND l.seq <= :n"), {"t": self._t(period_to), "n": tree_size}).scalar()
+            if found is None:
+                return empty
+            last = int(found)
+        return (first, last) if first <= last else empty
+
+    def unsealed_in_period(self, tree_size: int, period_from: dt.datetime | None,
+                           period_to: dt.datetime | None) -> int:
+        """Committed entries recorded in [from, to) that the checkpoint does not hold."""
+        clauses, params = ["(l.seq IS NULL OR l.seq > :n)"], {"n": tree_size}
+        if period_from is not None:
+            clauses.append("e.recorded_at >= :f")
+            params["f"] = self._t(period_from)
+        if period_to is not None:
+            clauses.append("e.recorded_at < :t")
+            params["t"] = self._t(period_to)
+        return int(self.session.execute(text(
+            "SELECT COUNT(*) FROM ledger_entries e LEFT JOIN journal_leaves l ON l.entry_id = e.id "
+            f"WHERE {' AND '.join(clauses)}"), params).scalar_one())
+
+    def writers_started_before(self, moment: dt.datetime) -> int:
+        """Transactions still running that hold a transaction id and began before
+        ``moment``: one of them could still commit an entry recorded before it."""
+        if self.dialect != "postgresql":
+            return 0
+        return int(self.session.execute(text(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND xact_start < :t "
+            "AND pid <> pg_backend_pid() AND datname = current_database()"), {"t": moment}).scalar_one())
+
+    def accounts(self) -> dict[int, tuple[str, str, str]]:
+        """id -> (code, currency, type) of every account."""
+        rows = self.session.execute(text("SELECT id, code, currency, type FROM ledger_accounts"))
+        return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+    def opening(self, tree_size: int, period_from: dt.datetime | None) -> dict[int, tuple[int, int]]:
+        """account id -> (posted debits, posted credits) of sealed entries recorded
+        before ``from``."""
+        if period_from is None:
+            return {}
+        rows = self.session.execute(text(
+            "SELECT p.account_id, SUM(CASE WHEN p.side = 'D' THEN p.amount ELSE 0 END), "
+            "SUM(CASE WHEN p.side = 'C' THEN p.amount ELSE 0 END) FROM journal_leaves l "
+            "JOIN ledger_entries e ON e.id = l.entry_id JOIN ledger_postings p ON p.entry_id = e.id "
+            "WHERE l.seq <= :n AND e.recorded_at < :f AND NOT p.pending GROUP BY p.account_id"),
+            {"n": tree_size, "f": self._t(period_from)})
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def journal(self, first: int, last: int) -> Iterator[reader.EntryRecord]:
+        """Sealed entries first..last with their stored leaf hashes, in sequence order."""
+        sql = (f"SELECT l.seq, l.leaf_hash, NULL, {reader.entry_columns(self.dialect)} FROM journal_leaves l "
+               f"JOIN ledger_entries e ON e.id = l.entry_id {reader.POSTING_JOINS} "
+               "WHERE l.seq >= :a AND l.seq <= :b ORDER BY l.seq, p.id")
+        return reader.stream(self.session, sql, {"a": first, "b": last})
+
+    def statement_lines(self, first: int, last: int, period_from: dt.datetime | None,
+                        period_to: dt.datetime | None) -> Iterator[tuple[Any, ...]]:
+        """Posted postings recorded in the period, by account, then sequence, then
+        posting id: (account_id, seq, entry_id, posting_id, side, amount, recorded_at,
+        effective_at, kind, description)."""
+        eff = reader.time_column(self.dialect, "e.effective_at")
+        rec = reader.time_column(self.dialect, "e.recorded_at")
+        clauses, params = ["l.seq >= :a", "l.seq <= :b", "NOT p.pending"], {"a": first, "b": last}
+        if period_from is not None:
+            clauses.append("e.recorded_at >= :f")
+            params["f"] = self._t(period_from)
+        if period_to is not None:
+            clauses.append("e.recorded_at < :t")
+            params["t"] = self._t(period_to)
+        result = self.session.execute(text(
+            f"SELECT p.account_id, l.seq, e.id, p.id, p.side, p.amount, {rec}, {eff}, e.kind, e.description "
+            "FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id "
+            f"JOIN ledger_postings p ON p.entry_id = e.id WHERE {' AND '.join(clauses)} "
+            "ORDER BY p.account_id, l.seq, p.id").execution_options(stream_results=True, yield_per=10_000), params)
+        if self.dialect == "postgresql":
+            yield from (tuple(r) for r in result)
+        else:
+            for r in result:
+                yield (*r[:6], reader.sqlite_time(r[6]), reader.sqlite_time(r[7]), r[8], r[9])

@@ -1,0 +1,54 @@
+"""Sealing and checkpointing as whole jobs: each batch in its own transaction.
+
+Tasks, commands and exports call these with a session factory; the service
+itself (:class:`~settlement.journal.Journal`) only works inside a transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from settlement.db import SessionFactory, unit_of_work
+from settlement.journal.keys import SigningKey
+from settlement.journal.service import Journal
+from settlement.journal.store import CheckpointRow
+
+#: How long to wait for another sealer before giving up on "seal everything now".
+BUSY_WAIT_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SealRun:
+    sealed: int
+    tree_size: int
+    busy: bool
+
+
+def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False) -> SealRun:
+    """Seal batches until nothing sealable is left. When another worker holds the
+    sealer's lock, return at once (``busy``), or with ``wait`` retry until it is
+    free (an export wants everything sealed before it reads)."""
+    total, size = 0, 0
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
+        with unit_of_work(factory) as session:
+            result = Journal(session).seal(limit=batch)
+        if result.busy:
+            if not wait or time.monotonic() > deadline:
+                return SealRun(total, size, True)
+            time.sleep(0.05)
+            continue
+        total, size = total + result.sealed, result.tree_size
+        if result.sealed < batch:
+            return SealRun(total, size, False)
+
+
+def checkpoint_now(factory: SessionFactory, key: SigningKey, *, batch: int, wait: bool = False) -> CheckpointRow | None:
+    """Seal what can be sealed, then sign a checkpoint if the tree grew. Returns
+    the latest checkpoint (None while nothing is sealed)."""
+    seal_pending(factory, batch=batch, wait=wait)
+    with unit_of_work(factory) as session:
+        journal = Journal(session)
+        journal.checkpoint(key)
+        return journal.store.checkpoint()
