@@ -60,3 +60,12 @@ class SourceUnavailable(FxError):
     code = "fx_source_unavailable"
     status = 503
     title = "FX rate source unavailable"
+
+
+@register
+class SourceNotConfigured(FxError):
+    """``SETTLEMENT_FX_RATES_SOURCE`` names no usable source."""
+
+    code = "fx_source_not_configured"
+    status = 409
+    title = "No FX rate source configured"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from settlement.db.types import utcnow
-from settlement.fx.errors import InvalidRate, SourceUnavailable
+from settlement.fx.errors import InvalidRate, SourceNotConfigured, SourceUnavailable
 from settlement.money import check_currency
 
 
@@ -124,5 +124,5 @@ def source_from_setting(value: str, rail_lookup: Callable[[str], object] | None 
         return FileRateSource(Path(target))
     if kind == "rail" and target and rail_lookup is not None:
         return RailRateSource(target, rail_lookup(target))
-    raise SourceUnavailable("set SETTLEMENT_FX_RATES_SOURCE to file:/path/rates.json or rail:<name>",
-                            setting=value)
+    raise SourceNotConfigured("set SETTLEMENT_FX_RATES_SOURCE to file:/path/rates.json or rail:<name>",
+                              setting=value)
