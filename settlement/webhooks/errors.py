@@ -9,6 +9,7 @@ __all__ = [
     "EndpointNotFound",
     "EventNotFound",
     "InvalidCursor",
+    "InvalidEndpointDescription",
     "InvalidEndpointUrl",
     "InvalidEventData",
     "InvalidEventType",
@@ -71,6 +72,15 @@ class InvalidCursor(WebhookError):
     code = "invalid_webhook_cursor"
     status = 422
     title = "Invalid cursor"
+
+
+@register
+class InvalidEndpointDescription(WebhookError):
+    """A description longer than 500 characters or holding a NUL character."""
+
+    code = "invalid_webhook_description"
+    status = 422
+    title = "Invalid webhook endpoint description"
 
 
 @register

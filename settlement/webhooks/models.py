@@ -37,6 +37,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from settlement.db.base import Base
 from settlement.db.types import BigId, JsonDoc, UTCDateTime
 
+#: ``evt_`` and 32 hex digits (a UUID4 without dashes).
+EVENT_ID_PATTERN = r"^evt_[0-9a-f]{32}$"
+
 
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"        # waiting for its next attempt (or being attempted now)

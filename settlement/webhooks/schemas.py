@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from settlement.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookEvent
+from settlement.webhooks.models import EVENT_ID_PATTERN, WebhookAttempt, WebhookEndpoint, WebhookEvent
 from settlement.webhooks.service.endpoints import DeliveryView
 
 
@@ -19,7 +19,7 @@ class EndpointCreate(BaseModel):
     event_types: list[str] = Field(min_length=1, max_length=50,
                                    description="`payment.captured`, a group such as `payment.*`, or `*`",
                                    examples=[["payment.*", "refund.succeeded"]])
-    description: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=500, pattern=r"^[^\x00]*$")
 
 
 class SecretRotation(BaseModel):
@@ -33,7 +33,7 @@ class SecretRotation(BaseModel):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=40, description="The event's id, `evt_...`")
+    event_id: str = Field(pattern=EVENT_ID_PATTERN, description="The event's id, `evt_...`")
 
 
 class EndpointOut(BaseModel):

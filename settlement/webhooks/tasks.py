@@ -16,6 +16,8 @@ from settlement.webhooks.service.outbox import DELIVER_TASK
 #: on time; later ones are left to the sweeper (a message held by a worker for
 #: hours would outlive the Redis transport's visibility timeout and be redelivered).
 SHORT_RETRY = dt.timedelta(minutes=15)
+#: How overdue a delivery must be before the sweeper (with a broker) sends it again.
+OVERDUE_GRACE = dt.timedelta(seconds=60)
 
 
 @shared_task(base=DatabaseTask, bind=True, name=DELIVER_TASK, ignore_result=True)
@@ -38,8 +40,12 @@ def deliver(self: DatabaseTask, delivery_id: int) -> str:
 def retry_due(self: DatabaseTask, limit: int = 500) -> int:
     """Send a delivery task for every pending delivery that is due: retries, and
     deliveries whose message was lost or whose worker died mid-attempt."""
+    # With a broker, a delivery just due most likely has its message queued already
+    # (the first one, or a retry sent with an ETA): leave those alone for a moment
+    # instead of adding a duplicate on every sweep while workers catch up.
+    grace = dt.timedelta(0) if self.app.conf.task_always_eager else OVERDUE_GRACE
     with self.unit_of_work() as session:
-        ids = due_deliveries(session, now=utcnow(), limit=limit)
+        ids = due_deliveries(session, now=utcnow() - grace, limit=limit)
     task = self.app.tasks[DELIVER_TASK]
     for delivery_id in ids:
         task.delay(delivery_id)

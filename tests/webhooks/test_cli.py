@@ -67,5 +67,7 @@ def test_refusals_print_their_code(db: Database) -> None:
     assert "error [invalid_endpoint_url]" in run(db, "create", "ftp://example.com/x", "-e", "*", ok=False)
     assert "error [invalid_event_type]" in run(db, "create", "https://example.com/x", "-e", "invoice.*", ok=False)
     assert "error [webhook_endpoint_not_found]" in run(db, "disable", "42", ok=False)
+    assert "error [invalid_webhook_description]" in run(db, "create", "https://example.com/x", "-e", "*",
+                                                         "-d", "x" * 501, ok=False)
     run(db, "create", "https://example.com/x", "-e", "*")
     assert "error [webhook_event_not_found]" in run(db, "replay", "1", "evt_nope", ok=False)

@@ -81,7 +81,7 @@ def test_only_active_subscribed_endpoints_get_deliveries(db: Database, receiver:
     emit_committed(db.factory, "payout.paid", {"payout_id": "po_1"}, "po-1")
     routed = sorted((d.endpoint_id, d.event_id) for d in deliveries(db.factory))
     with db.factory() as session:
-        ids = dict(session.execute(select(WebhookEvent.key, WebhookEvent.id)))
+        ids = dict(session.execute(select(WebhookEvent.key, WebhookEvent.id)).all())
     assert routed == sorted([(payments, ids["void-1"]), (everything, ids["void-1"]), (refunds, ids["re-1"]),
                              (everything, ids["re-1"]), (everything, ids["po-1"])])
     assert sorted(r.path for r in receiver.requests) == ["/hooks/all"] * 3 + ["/hooks/payments", "/hooks/refunds"]

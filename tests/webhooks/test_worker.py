@@ -66,7 +66,7 @@ def worker(db: Database, queue: str, tmp_path: Path, broker_app: Celery) -> Iter
     try:
         yield log
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGQUIT)  # cold shutdown: nothing is in flight by now
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Security
 
 from settlement.api.deps import ADMIN, Guard, SessionDep
 from settlement.auth.service import Principal, Scope
-from settlement.webhooks.models import DeliveryStatus
+from settlement.webhooks.models import EVENT_ID_PATTERN, DeliveryStatus
 from settlement.webhooks.schemas import (
     DeliveryList,
     DeliveryOut,
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Security(ADMIN)]
 #: The logs: the auditor reads everything (admin passes every guard).
 LogReader = Annotated[Principal, Security(Guard(Scope.AUDITOR))]
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 EndpointId = Annotated[int, Path(ge=1, le=service.MAX_ID)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
@@ -85,7 +86,7 @@ def list_deliveries(endpoint_id: EndpointId, session: SessionDep, _: LogReader,
 
 @router.get("/events", response_model=EventList, summary="Recorded events, newest first")
 def list_events(session: SessionDep, _: LogReader,
-                event_type: Annotated[str | None, Query(alias="type", max_length=100,
+                event_type: Annotated[str | None, Query(alias="type", max_length=100, pattern=EVENT_TYPE_PATTERN,
                                                         description="e.g. payment.captured")] = None,
                 cursor: Cursor = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> EventList:
     page = service.list_events(session, event_type=event_type, cursor=cursor, limit=limit)
@@ -93,5 +94,6 @@ def list_events(session: SessionDep, _: LogReader,
 
 
 @router.get("/events/{event_id}", response_model=EventOut, summary="One event")
-def get_event(event_id: Annotated[str, Path(max_length=40)], session: SessionDep, _: LogReader) -> EventOut:
+def get_event(event_id: Annotated[str, Path(pattern=EVENT_ID_PATTERN)], session: SessionDep,
+              _: LogReader) -> EventOut:
     return EventOut.of(service.get_event(session, event_id))

@@ -22,6 +22,7 @@ from settlement.webhooks.errors import (
     EndpointNotFound,
     EventNotFound,
     InvalidCursor,
+    InvalidEndpointDescription,
     InvalidEndpointUrl,
 )
 from settlement.webhooks.models import (
@@ -36,6 +37,7 @@ from settlement.webhooks.signing import generate_secret
 
 T = TypeVar("T")
 URL_MAX_LENGTH = 2048
+DESCRIPTION_MAX_LENGTH = 500
 MAX_ID = 2**63 - 1
 #: A DNS name (IDNA-encoded by httpx), an IPv4 address, or an IPv6 address.
 _HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
@@ -77,6 +79,9 @@ def check_url(url: str) -> str:
 def create_endpoint(session: Session, *, url: str, event_types: Iterable[str],
                     description: str = "") -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its secret (the only time the secret is shown)."""
+    if len(description) > DESCRIPTION_MAX_LENGTH or "\x00" in description:
+        raise InvalidEndpointDescription(f"a description is at most {DESCRIPTION_MAX_LENGTH} characters, "
+                                         "without NUL")
     endpoint = WebhookEndpoint(url=check_url(url), description=description, event_types=check_patterns(event_types),
                                secret=generate_secret(), active=True, created_at=utcnow())
     session.add(endpoint)

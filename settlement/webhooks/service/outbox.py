@@ -156,7 +156,7 @@ def deliver_task() -> Task:
 
 def _insert_event(session: Session, key: str, event_type: str, document: dict[str, Any],
                   now: dt.datetime) -> int | None:
-    values = {"public_id": "evt_" + uuid.uuid4().hex, "key": key, "type": event_type, "data": document,
+    values = {"public_id": f"evt_{uuid.uuid4().hex}", "key": key, "type": event_type, "data": document,
               "created_at": now}
     # ON CONFLICT DO NOTHING, not a SELECT first: two transactions emitting the same
     # key at once then record one event (the second waits for the first to commit).
