@@ -3,7 +3,7 @@ and their links, bookings, settlement batches, the exceptions queue.
 
 Invariants held by the database (see settlement/reconciliation/models):
 
-* a file's bytes are registered once (unique SHA-256), a line is loaded once
+* a file's bytes are registered once (unique SHA-256), a record is loaded once
   (unique per file and line), a file has at most one live run;
 * an expectation, file item, statement line or settlement batch is claimed by at
   most one match (partial unique indexes on the link tables);
@@ -71,7 +71,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("stored_path", sa.String(1024), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("loaded_through_line", sa.BigInteger(), nullable=False),
+        sa.Column("loaded_items", sa.BigInteger(), nullable=False),
         sa.Column("record_count", sa.BigInteger(), nullable=False),
         sa.Column("error_count", sa.BigInteger(), nullable=False),
         sa.Column("error_code", sa.String(64)),
@@ -104,7 +104,6 @@ def upgrade() -> None:
         sa.Column("fx_rate", RATE),
         sa.UniqueConstraint("file_id", "line_number", name="uq_recon_file_items_file_id"),
     )
-    op.create_index("ix_recon_file_items_rail_reference", "recon_file_items", ["rail_reference"])
     op.create_table(
         "recon_statement_lines",
         sa.Column("id", BIGID, sa.Identity(), primary_key=True),
@@ -134,8 +133,8 @@ def upgrade() -> None:
         sa.Column("field", sa.String(100), nullable=False),
         sa.Column("reason", sa.String(500), nullable=False),
         sa.Column("raw", sa.String(300), nullable=False),
-        sa.UniqueConstraint("file_id", "line_number", "sub_index", name="uq_recon_file_errors_file_id"),
     )
+    op.create_index("ix_recon_file_errors_file_id", "recon_file_errors", ["file_id", "line_number"])
     op.create_table(
         "recon_expectations",
         sa.Column("id", BIGID, sa.Identity(), primary_key=True),
@@ -256,7 +255,7 @@ def upgrade() -> None:
         sa.Column("id", BIGID, sa.Identity(), primary_key=True),
         _fk("run_id", "recon_bookings", "recon_runs"),
         sa.Column("batch_no", sa.Integer(), nullable=False),
-        sa.Column("entry_id", sa.BigInteger(), nullable=False),
+        sa.Column("entry_id", sa.BigInteger()),
         sa.Column("match_count", sa.Integer(), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.UniqueConstraint("run_id", "batch_no", name="uq_recon_bookings_run_id"),

@@ -3,7 +3,8 @@
 * ``recon_files``: every settlement file or bank statement received, unique by its
   SHA-256 (the same bytes again are recognised, never applied twice), with its
   rail, kind, size, where its bytes are kept, and how far loading has got
-  (``loaded_through_line``: the checkpoint a resumed load starts after).
+  (``loaded_items``: how many parsed items are loaded, the checkpoint a resumed
+  load skips).
 * ``recon_file_items``: the file's records, one row per parsed line, loaded with
   COPY (PostgreSQL) in chunks; ``recon_statement_lines`` the same for statements;
   ``recon_file_errors``: lines that could not be read (line number, field, reason).
@@ -52,7 +53,8 @@ class ExpectationKind(enum.StrEnum):
 
 class ExpectationStatus(enum.StrEnum):
     OPEN = "open"
-    MATCHED = "matched"
+    MATCHED = "matched"          # settled by a match (booked)
+    MISMATCHED = "mismatched"    # paired with a file line whose amount differs: an exception decides
     WRITTEN_OFF = "written_off"
     IGNORED = "ignored"
 

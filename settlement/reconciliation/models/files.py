@@ -42,7 +42,7 @@ class ReconFile(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     stored_path: Mapped[str] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16))
-    loaded_through_line: Mapped[int] = mapped_column(BigInteger, default=0)
+    loaded_items: Mapped[int] = mapped_column(BigInteger, default=0)
     record_count: Mapped[int] = mapped_column(BigInteger, default=0)
     error_count: Mapped[int] = mapped_column(BigInteger, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -56,7 +56,6 @@ class FileItem(Base):
     __tablename__ = "recon_file_items"
     __table_args__ = (
         UniqueConstraint("file_id", "line_number", name="uq_recon_file_items_file_id"),
-        Index("ix_recon_file_items_rail_reference", "rail_reference"),
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
@@ -106,7 +105,7 @@ class StatementLine(Base):
 class FileError(Base):
     __tablename__ = "recon_file_errors"
     __table_args__ = (
-        UniqueConstraint("file_id", "line_number", "sub_index", name="uq_recon_file_errors_file_id"),
+        Index("ix_recon_file_errors_file_id", "file_id", "line_number"),
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)

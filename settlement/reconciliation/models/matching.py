@@ -215,7 +215,8 @@ class Booking(Base):
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
     run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_runs.id"))
     batch_no: Mapped[int] = mapped_column(Integer)
-    entry_id: Mapped[int] = mapped_column(BigInteger)
+    #: NULL when the chunk nets to zero on every account (nothing to post).
+    entry_id: Mapped[int | None] = mapped_column(BigInteger)
     match_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 

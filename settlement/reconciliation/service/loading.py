@@ -1,0 +1,169 @@
+"""Loading a parsed file into ``recon_file_items`` / ``recon_statement_lines`` and
+``recon_file_errors``: one chunk per call, written with COPY (PostgreSQL), the file's
+checkpoint (``loaded_items``: how many items of the parser's stream are loaded)
+moved in the same transaction. Parsers are deterministic, so a load cut short
+re-reads the file, skips that many items and loads no line twice (the unique
+(file, line) constraint would refuse it anyway).
+
+Values are written in COPY's text format, escaped here: a backslash, tab, newline
+or carriage return inside a value would otherwise split or corrupt the row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from adapters.base import MalformedFile, RecordError, SettlementRecord
+from adapters.statements import StatementBalance, StatementItem, StatementLine, StatementLineError
+from settlement.db.types import utcnow
+from settlement.reconciliation.models import FileStatus
+
+Item = SettlementRecord | RecordError | StatementItem
+
+ITEM_COLUMNS = ("file_id", "line_number", "record_type", "reference", "rail_reference", "rrn", "arn", "gross", "fee",
+                "net", "currency", "transaction_date", "settlement_date", "settlement_amount", "settlement_currency",
+                "fx_rate")
+LINE_COLUMNS = ("file_id", "line_number", "sub_index", "account", "statement_id", "amount", "currency",
+                "entry_status", "booking_date", "value_date", "bank_reference", "end_to_end_id",
+                "counterparty_name", "counterparty_account", "remittance")
+ERROR_COLUMNS = ("file_id", "line_number", "sub_index", "field", "reason", "raw")
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+#: Widths of the key columns: a longer value makes the line an error item rather than
+#: being cut (a cut reference could match the wrong expectation).
+_KEYS = (("reference", 100), ("rail_reference", 100), ("rrn", 64), ("arn", 64))
+
+
+def _text(value: str, width: int | None = None) -> str:
+    if width is not None:
+        value = value[:width]
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+def _optional(value: int | str | Decimal | None) -> str:
+    return _NULL if value is None else str(value)
+
+
+def _day(value: dt.date | None, cache: dict[dt.date, str]) -> str:
+    if value is None:
+        return _NULL
+    found = cache.get(value)
+    if found is None:
+        found = cache[value] = value.isoformat()
+    return found
+
+
+def _key_problem(record: SettlementRecord) -> tuple[str, str] | None:
+    for name, width in _KEYS:
+        if len(getattr(record, name)) > width:
+            return name, f"longer than {width} characters"
+    if len(record.currency) != 3 or (record.settlement_currency is not None and len(record.settlement_currency) != 3):
+        return "currency", "not a three-letter currency code"
+    return None
+
+
+class _Rows:
+    """COPY text rows of one chunk, by table."""
+
+    def __init__(self, file_id: int) -> None:
+        self.file_id = file_id
+        self.prefix = f"{file_id}\t"
+        self.items: list[str] = []
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self.days: dict[dt.date, str] = {}
+
+    def record(self, r: SettlementRecord) -> None:
+        problem = _key_problem(r)
+        if problem is not None:
+            self.error(r.line_number, 0, problem[0], problem[1], "")
+            return
+        days = self.days
+        self.items.append(
+            f"{self.prefix}{r.line_number}\t{r.record_type.value}\t{_text(r.reference)}\t{_text(r.rail_reference)}\t"
+            f"{_text(r.rrn)}\t{_text(r.arn)}\t{r.gross}\t{r.fee}\t{r.net}\t{r.currency}\t"
+            f"{_day(r.transaction_date, days)}\t{_day(r.settlement_date, days)}\t{_optional(r.settlement_amount)}\t"
+            f"{_optional(r.settlement_currency)}\t{_optional(r.fx_rate)}\n")
+
+    def line(self, s: StatementLine) -> None:
+        days = self.days
+        self.lines.append(
+            f"{self.prefix}{s.line_number}\t{s.sub_index}\t{_text(s.account, 64)}\t{_text(s.statement_id, 200)}\t"
+            f"{s.signed_amount}\t{s.currency}\t{s.status.value}\t{_day(s.booking_date, days)}\t"
+            f"{_day(s.value_date, days)}\t{_text(s.bank_reference, 200)}\t{_text(s.end_to_end_id, 200)}\t"
+            f"{_text(s.counterparty_name, 300)}\t{_text(s.counterparty_account, 64)}\t{_text(s.remittance, 500)}\n")
+
+    def error(self, line_number: int, sub_index: int, field: str, reason: str, raw: str) -> None:
+        self.errors.append(f"{self.prefix}{line_number}\t{sub_index}\t{_text(field, 100)}\t{_text(reason, 500)}\t"
+                           f"{_text(raw, 300)}\n")
+
+    def add(self, item: Item) -> None:
+        if isinstance(item, SettlementRecord):
+            self.record(item)
+        elif isinstance(item, StatementLine):
+            self.line(item)
+        elif isinstance(item, RecordError):
+            self.error(item.line_number, 0, item.field, item.reason, item.raw)
+        elif isinstance(item, StatementLineError):
+            self.error(item.line_number, item.sub_index, item.field, item.reason, item.raw)
+        else:
+            assert isinstance(item, StatementBalance)  # balances are the bank's totals, not movements
+
+
+def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[str]) -> None:
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        batch: list[str] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 8192:
+                copy.write("".join(batch))
+                batch.clear()
+        if batch:
+            copy.write("".join(batch))
+
+
+def write_chunk(session: Session, file_id: int, items: Sequence[Item]) -> tuple[int, int]:
+    """Load ``items`` (the parser's next items after the checkpoint) and move the
+    checkpoint past them. Returns (records or statement lines, error items) written."""
+    rows = _Rows(file_id)
+    for item in items:
+        rows.add(item)
+    if rows.items:
+        _copy(session, "recon_file_items", ITEM_COLUMNS, rows.items)
+    if rows.lines:
+        _copy(session, "recon_statement_lines", LINE_COLUMNS, rows.lines)
+    if rows.errors:
+        _copy(session, "recon_file_errors", ERROR_COLUMNS, rows.errors)
+    good = len(rows.items) + len(rows.lines)
+    session.execute(text(
+        "UPDATE recon_files SET loaded_items = loaded_items + :n, record_count = record_count + :good, "
+        "error_count = error_count + :bad, status = :status WHERE id = :id"),
+        {"n": len(items), "good": good, "bad": len(rows.errors), "status": FileStatus.LOADING.value,
+         "id": file_id})
+    return good, len(rows.errors)
+
+
+def finish(session: Session, file_id: int) -> None:
+    session.execute(text("UPDATE recon_files SET status = :status, loaded_at = :now WHERE id = :id"),
+                    {"status": FileStatus.LOADED.value, "now": utcnow(), "id": file_id})
+
+
+def mark_unusable(session: Session, file_id: int, error: MalformedFile) -> None:
+    """Record why the file as a whole cannot be read. Lines already loaded stay (for
+    inspection); no run reconciles an unusable file."""
+    where = f" (line {error.line_number}" + (f", {error.field_name})" if error.field_name else ")") \
+        if error.line_number else ""
+    session.execute(text(
+        "UPDATE recon_files SET status = :status, error_code = :code, error_message = :message, loaded_at = :now "
+        "WHERE id = :id"),
+        {"status": FileStatus.UNUSABLE.value, "code": error.code, "message": f"{error.message}{where}",
+         "now": utcnow(), "id": file_id})

@@ -1,0 +1,327 @@
+"""Matching a settlement file against the rail's open expectations: set-based SQL on
+PostgreSQL, in one transaction (all of a run's outcomes appear at once or not at all).
+
+Working set, in temporary tables dropped at commit: ``ri`` the file's records not
+settled yet (with the expectation kind their record type settles: payment, refund,
+payout; chargebacks and adjustments settle none), ``re`` the rail's open
+expectations, ``rp`` the pairs found so far (``gid`` is the match id they will get).
+
+Before the rules, a record identical to an earlier line of the same file (type,
+references, amounts, currency, transaction date) is a **duplicate**. Then the rules,
+in priority order; each takes only what earlier rules left:
+
+1. exact, by key: the record's key equals the expectation's, same kind, currency
+   and amount (gross = signed expected amount), transaction dates at most
+   ``recon_date_window_days`` apart, and the (key, amount) is unique on both sides.
+   Keys in fallback order: rail reference, RRN, ARN (against the expectation's
+   RRN/ARN), our reference;
+2. by key alone (any amount), in the same key order, the key unique on both sides;
+3. N:1: several records with one key whose gross amounts add up to the amount of
+   the one expectation with that key;
+4. 1:N: one record whose gross equals the sum of several expectations sharing a
+   key (their rail reference, or the ``batch_reference`` the record names).
+
+A pair is then classified, first that applies: **amount mismatch** (gross differs
+by more than both tolerances, or the settlement currency is not the expected one),
+**fee variance** (the fee differs from the expected fee), **FX variance** (the
+settlement amount differs from the net converted at the quoted rate, rounded half
+away from zero), **late** (the expectation was already overdue in an earlier
+cycle), **matched**. Records left over are a **duplicate** when they repeat an
+expectation already settled (same key, kind and amount), else **unexpected in
+file**; expectations left over are **missing in file** once the cycle date is past
+their SLA (``missing_after``), and otherwise stay open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from settlement.reconciliation.models import Outcome
+
+#: (record column, expectation column) of each key, in fallback order.
+KEYS: tuple[tuple[str, str, str], ...] = (
+    ("rail_reference", "rail_reference", "rail_reference"),
+    ("rrn", "rrn", "rrn"),
+    ("arn", "arn", "rrn"),
+    ("reference", "reference", "reference"),
+)
+#: Keys that group several records for one expectation (N:1).
+N_TO_ONE: tuple[tuple[str, str, str], ...] = (("rail_reference", "rail_reference", "rail_reference"),
+                                              ("reference", "reference", "reference"))
+#: Keys that group several expectations for one record (1:N).
+ONE_TO_N: tuple[tuple[str, str, str], ...] = (("rail_reference", "rail_reference", "rail_reference"),
+                                              ("batch", "reference", "batch_reference"),
+                                              ("batch", "rail_reference", "batch_reference"))
+_GID = "nextval(pg_get_serial_sequence('recon_matches', 'id'))"
+_RP_ITEM = ("item_id", "kind", "currency", "gross", "fee", "net", "settlement_amount", "settlement_currency")
+_RP_EXP = ("exp_id", "signed_amount", "expected_fee", "e_settlement_currency", "fx_rate", "overdue")
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    run_id: int
+    file_id: int
+    rail: str
+    live: bool
+    cycle_date: dt.date | None
+    window_days: int
+    tolerance: int
+    relative_tolerance: Decimal
+    chunk: int
+    now: dt.datetime
+
+
+def _x(session: Session, sql: str, **params: object) -> int:
+    return int(session.execute(text(sql), params).rowcount)  # type: ignore[attr-defined]
+
+
+def prepare(session: Session, p: MatchParams) -> None:
+    """Build the working set."""
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    _x(session, """
+        CREATE TEMP TABLE ri ON COMMIT DROP AS
+        SELECT i.id, i.line_number, i.record_type,
+               CASE WHEN i.record_type IN ('payment', 'refund', 'payout') THEN i.record_type END AS kind,
+               i.reference, i.rail_reference, i.rrn, i.arn, i.gross, i.fee, i.net, i.currency,
+               i.transaction_date, i.settlement_date, i.settlement_amount, i.settlement_currency
+        FROM recon_file_items i
+        WHERE i.file_id = :file
+          AND NOT EXISTS (SELECT 1 FROM recon_match_items m WHERE m.item_id = i.id AND m.claimed)""",
+       file=p.file_id)
+    _x(session, """
+        CREATE TEMP TABLE re ON COMMIT DROP AS
+        SELECT e.id, e.kind, e.reference, e.rail_reference, COALESCE(e.rrn, '') AS rrn,
+               COALESCE(e.batch_reference, '') AS batch_reference, e.signed_amount, e.expected_fee, e.currency,
+               e.settlement_currency, e.fx_rate, e.transaction_date, e.expected_settlement_date, e.missing_after,
+               e.overdue_since_run_id IS NOT NULL AS overdue
+        FROM recon_expectations e WHERE e.rail = :rail AND e.status = 'open'""", rail=p.rail)
+    session.execute(text(
+        "CREATE TEMP TABLE rp (gid bigint, rule text, shape text, item_id bigint, kind text, currency text, "
+        "gross bigint, fee bigint, net bigint, settlement_amount bigint, settlement_currency text, exp_id bigint, "
+        "signed_amount bigint, expected_fee bigint, e_settlement_currency text, fx_rate numeric, overdue boolean) "
+        "ON COMMIT DROP"))
+    session.execute(text("CREATE TEMP TABLE rdup (id bigint) ON COMMIT DROP"))
+    session.execute(text("ANALYZE ri"))
+    session.execute(text("ANALYZE re"))
+
+
+def find_duplicate_lines(session: Session) -> None:
+    """Records repeating an earlier line of the file, set aside as duplicates."""
+    same = "record_type, reference, rail_reference, rrn, gross, fee, net, currency, transaction_date"
+    _x(session, f"""
+        INSERT INTO rdup (id)
+        SELECT id FROM (
+            SELECT ri.id, row_number() OVER (PARTITION BY {same} ORDER BY ri.line_number) AS n
+            FROM ri JOIN (SELECT {same} FROM ri GROUP BY {same} HAVING count(*) > 1) d USING ({same})) x
+        WHERE n > 1""")
+    _x(session, "DELETE FROM ri USING rdup WHERE ri.id = rdup.id")
+
+
+def _take(session: Session, rule: str) -> int:
+    """Remove what ``rule`` paired from the working set; returns the pairs' count."""
+    count = _x(session, "DELETE FROM ri USING rp WHERE rp.rule = :rule AND ri.id = rp.item_id", rule=rule)
+    _x(session, "DELETE FROM re USING rp WHERE rp.rule = :rule AND re.id = rp.exp_id", rule=rule)
+    return count
+
+
+def _select_pair() -> str:
+    items = ", ".join(f"i.{c}" for c in ("id", "kind", "currency", "gross", "fee", "net", "settlement_amount",
+                                          "settlement_currency"))
+    return f"{items}, e.id, e.signed_amount, e.expected_fee, e.settlement_currency, e.fx_rate, e.overdue"
+
+
+def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, int]:
+    """Rules 1 (``exact``) or 2, for every key in order; returns pairs per rule."""
+    found: dict[str, int] = {}
+    for name, item_key, exp_key in KEYS:
+        rule = f"{'exact' if exact else 'key'}:{name}"
+        item_group = f"{item_key}, kind, currency" + (", gross" if exact else "")
+        item_tuple = f"i.{item_key}, i.kind, i.currency" + (", i.gross" if exact else "")
+        exp_group = f"{exp_key}, kind, currency" + (", signed_amount" if exact else "")
+        exp_tuple = f"e.{exp_key}, e.kind, e.currency" + (", e.signed_amount" if exact else "")
+        same_amount = "AND e.signed_amount = i.gross" if exact else ""
+        _x(session, f"""
+            INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
+            SELECT {_GID}, :rule, '1:1', {_select_pair()}
+            FROM ri i
+            JOIN re e ON e.{exp_key} = i.{item_key} AND e.kind = i.kind AND e.currency = i.currency {same_amount}
+            WHERE i.{item_key} <> ''
+              AND abs(i.transaction_date - e.transaction_date) <= :window
+              AND ({item_tuple}) IN (SELECT {item_group} FROM ri WHERE {item_key} <> ''
+                                     GROUP BY {item_group} HAVING count(*) = 1)
+              AND ({exp_tuple}) IN (SELECT {exp_group} FROM re WHERE {exp_key} <> ''
+                                    GROUP BY {exp_group} HAVING count(*) = 1)
+            ORDER BY i.line_number""", rule=rule, window=p.window_days)
+        found[rule] = _take(session, rule)
+    return found
+
+
+def many_to_one(session: Session) -> dict[str, int]:
+    """Rule 3: several records, one expectation."""
+    found: dict[str, int] = {}
+    for name, item_key, exp_key in N_TO_ONE:
+        rule = f"sum:{name}"
+        _x(session, f"""
+            WITH g AS (SELECT {item_key} AS k, kind, currency, sum(gross) AS gross FROM ri
+                       WHERE {item_key} <> '' AND kind IS NOT NULL
+                       GROUP BY {item_key}, kind, currency HAVING count(*) > 1),
+                 hit AS MATERIALIZED (
+                       SELECT g.k, g.kind, g.currency, e.id AS exp_id, {_GID} AS gid
+                       FROM g JOIN re e ON e.{exp_key} = g.k AND e.kind = g.kind AND e.currency = g.currency
+                       WHERE e.signed_amount = g.gross
+                         AND (SELECT count(*) FROM re o WHERE o.{exp_key} = g.k AND o.kind = g.kind
+                              AND o.currency = g.currency) = 1)
+            INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
+            SELECT hit.gid, :rule, 'N:1', {_select_pair()}
+            FROM hit JOIN ri i ON i.{item_key} = hit.k AND i.kind = hit.kind AND i.currency = hit.currency
+            JOIN re e ON e.id = hit.exp_id""", rule=rule)
+        found[rule] = _take(session, rule)
+    return found
+
+
+def one_to_many(session: Session) -> dict[str, int]:
+    """Rule 4: one record, several expectations."""
+    found: dict[str, int] = {}
+    for name, item_key, exp_key in ONE_TO_N:
+        rule = f"net:{name}:{item_key}" if name == "batch" else f"net:{name}"
+        _x(session, f"""
+            WITH g AS (SELECT {exp_key} AS k, kind, currency, sum(signed_amount) AS amount FROM re
+                       WHERE {exp_key} <> '' GROUP BY {exp_key}, kind, currency HAVING count(*) > 1),
+                 hit AS MATERIALIZED (
+                       SELECT g.k, g.kind, g.currency, i.id AS item_id, {_GID} AS gid
+                       FROM g JOIN ri i ON i.{item_key} = g.k AND i.kind = g.kind AND i.currency = g.currency
+                       WHERE i.gross = g.amount
+                         AND (SELECT count(*) FROM ri o WHERE o.{item_key} = g.k AND o.kind = g.kind
+                              AND o.currency = g.currency) = 1)
+            INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
+            SELECT hit.gid, :rule, '1:N', {_select_pair()}
+            FROM hit JOIN re e ON e.{exp_key} = hit.k AND e.kind = hit.kind AND e.currency = hit.currency
+            JOIN ri i ON i.id = hit.item_id""", rule=rule)
+        found[rule] = _take(session, rule)
+    return found
+
+
+def _outcome_sql() -> str:
+    """The classification of an aggregated pair (columns e, ef, g, f, s, se, sc, esc, late)."""
+    return f"""CASE
+        WHEN g <> e AND abs(g - e) > :tolerance AND abs(g - e) > abs(e) * :relative THEN '{Outcome.AMOUNT_MISMATCH}'
+        WHEN esc IS NOT NULL AND sc IS DISTINCT FROM esc THEN '{Outcome.AMOUNT_MISMATCH}'
+        WHEN ef IS NOT NULL AND f <> ef THEN '{Outcome.FEE_VARIANCE}'
+        WHEN se IS NOT NULL AND s <> se THEN '{Outcome.FX_VARIANCE}'
+        WHEN late THEN '{Outcome.LATE}'
+        ELSE '{Outcome.MATCHED}' END"""
+
+
+def record_pairs(session: Session, p: MatchParams) -> None:
+    """Write a match (classified) and its links for every pair group."""
+    settling = ", ".join(f"'{o.value}'" for o in Outcome if o.settles)
+    # 1:1 rows carry their own amounts; group rows add up the side that has several.
+    grouped = """
+        SELECT gid, min(rule) AS rule, min(shape) AS shape, min(kind) AS kind, min(currency) AS currency,
+               CASE WHEN min(shape) = '1:N' THEN sum(signed_amount) ELSE min(signed_amount) END AS e,
+               CASE WHEN min(shape) = '1:N' THEN sum(expected_fee) ELSE min(expected_fee) END AS ef,
+               CASE WHEN min(shape) = 'N:1' THEN sum(gross) ELSE min(gross) END AS g,
+               CASE WHEN min(shape) = 'N:1' THEN sum(fee) ELSE min(fee) END AS f,
+               CASE WHEN min(shape) = 'N:1' THEN sum(net) ELSE min(net) END AS n,
+               CASE WHEN min(shape) = 'N:1' THEN sum(settlement_amount) ELSE min(settlement_amount) END AS s,
+               min(settlement_currency) AS sc, min(e_settlement_currency) AS esc, max(fx_rate) AS rate,
+               bool_or(overdue) AS late
+        FROM rp WHERE shape <> '1:1' GROUP BY gid"""
+    single = """
+        SELECT gid, rule, shape, kind, currency, signed_amount AS e, expected_fee AS ef, gross AS g, fee AS f,
+               net AS n, settlement_amount AS s, settlement_currency AS sc, e_settlement_currency AS esc,
+               fx_rate AS rate, overdue AS late
+        FROM rp WHERE shape = '1:1'"""
+    for source in (single, grouped):
+        _x(session, f"""
+            INSERT INTO recon_matches (id, run_id, live, outcome, rule, shape, rail, kind, currency, expected_amount,
+                                       expected_fee, gross, fee, net, settlement_currency, settlement_amount,
+                                       expected_settlement, batch_no, created_at)
+            SELECT gid, :run, :live, outcome, rule, shape, :rail, kind, currency, e, ef, g, f, n, sc, s, se,
+                   CASE WHEN :live AND outcome IN ({settling}) THEN (gid / :chunk)::int END, :now
+            FROM (SELECT c.*, {_outcome_sql()} AS outcome
+                  FROM (SELECT x.*, CASE WHEN x.sc IS NULL THEN NULL
+                                         WHEN x.rate IS NULL THEN x.s
+                                         ELSE round(x.n * x.rate)::bigint END AS se
+                        FROM ({source}) x) c) classified""",
+           run=p.run_id, live=p.live, rail=p.rail, chunk=p.chunk, now=p.now, tolerance=p.tolerance,
+           relative=p.relative_tolerance)
+    # Only the side a group has one of repeats in rp: DISTINCT there, not over every pair.
+    _x(session, """INSERT INTO recon_match_items (match_id, item_id, claimed)
+                   SELECT gid, item_id, :live FROM rp WHERE shape <> '1:N'
+                   UNION ALL SELECT DISTINCT gid, item_id, :live FROM rp WHERE shape = '1:N'""", live=p.live)
+    _x(session, """INSERT INTO recon_match_expectations (match_id, expectation_id, claimed)
+                   SELECT gid, exp_id, :live FROM rp WHERE shape <> 'N:1'
+                   UNION ALL SELECT DISTINCT gid, exp_id, :live FROM rp WHERE shape = 'N:1'""", live=p.live)
+
+
+def record_leftovers(session: Session, p: MatchParams) -> None:
+    """Duplicates, unexpected records and missing expectations (nothing is claimed)."""
+    # A leftover record repeating a settled expectation (same key, kind, amount) is a
+    # duplicate; rp holds what this run paired, the status what earlier runs did.
+    repeats = """EXISTS (SELECT 1 FROM recon_expectations x WHERE x.rail = :rail AND x.kind = ri.kind
+                         AND x.signed_amount = ri.gross AND x.currency = ri.currency
+                         AND (x.status <> 'open' OR x.id IN (SELECT exp_id FROM rp))
+                         AND ((ri.rail_reference <> '' AND x.rail_reference = ri.rail_reference)
+                              OR (ri.rrn <> '' AND x.rrn = ri.rrn)))"""
+    _x(session, f"""
+        CREATE TEMP TABLE rl ON COMMIT DROP AS
+        SELECT {_GID} AS gid, id, CASE WHEN {repeats} THEN 'repeats_settled' ELSE 'no_expectation' END AS rule
+        FROM ri
+        UNION ALL
+        SELECT {_GID}, id, 'repeated_line' FROM rdup""", rail=p.rail)
+    _x(session, f"""
+        INSERT INTO recon_matches (id, run_id, live, outcome, rule, shape, rail, kind, currency, gross, fee, net,
+                                   settlement_currency, settlement_amount, created_at)
+        SELECT rl.gid, :run, :live, CASE WHEN rl.rule = 'no_expectation' THEN '{Outcome.UNEXPECTED}'
+                                         ELSE '{Outcome.DUPLICATE}' END,
+               rl.rule, '1:0', :rail, i.record_type, i.currency, i.gross, i.fee, i.net, i.settlement_currency,
+               i.settlement_amount, :now
+        FROM rl JOIN recon_file_items i ON i.id = rl.id""", run=p.run_id, live=p.live, rail=p.rail, now=p.now)
+    _x(session, "INSERT INTO recon_match_items (match_id, item_id, claimed) SELECT gid, id, false FROM rl")
+    if p.cycle_date is None:
+        return
+    _x(session, f"""
+        CREATE TEMP TABLE rmiss ON COMMIT DROP AS
+        SELECT {_GID} AS gid, re.* FROM re WHERE re.missing_after < :cycle""", cycle=p.cycle_date)
+    _x(session, f"""
+        INSERT INTO recon_matches (id, run_id, live, outcome, rule, shape, rail, kind, currency, expected_amount,
+                                   expected_fee, created_at)
+        SELECT gid, :run, :live, '{Outcome.MISSING}', 'past_sla', '0:1', :rail, kind, currency, signed_amount,
+               expected_fee, :now
+        FROM rmiss""", run=p.run_id, live=p.live, rail=p.rail, now=p.now)
+    _x(session, """INSERT INTO recon_match_expectations (match_id, expectation_id, claimed)
+                   SELECT gid, id, false FROM rmiss""")
+
+
+def settle_expectations(session: Session, p: MatchParams) -> None:
+    """Live runs: paired expectations leave ``open``; those still open though due by
+    the cycle date become overdue (a later match is then late)."""
+    _x(session, f"""
+        UPDATE recon_expectations x SET status = CASE WHEN m.outcome = '{Outcome.AMOUNT_MISMATCH}' THEN 'mismatched'
+                                                      ELSE 'matched' END, closed_at = :now
+        FROM rp JOIN recon_matches m ON m.id = rp.gid
+        WHERE x.id = rp.exp_id""", now=p.now)
+    if p.cycle_date is not None:
+        _x(session, """
+            UPDATE recon_expectations x SET overdue_since_run_id = :run
+            FROM re WHERE x.id = re.id AND x.overdue_since_run_id IS NULL
+              AND x.expected_settlement_date <= :cycle""", run=p.run_id, cycle=p.cycle_date)
+
+
+def create_batches(session: Session, p: MatchParams) -> None:
+    """Live runs: what the rail pays per settlement date and currency (every record of
+    the file counts: matched or not, it is in the rail's net)."""
+    _x(session, """
+        INSERT INTO recon_settlement_batches (file_id, run_id, rail, settlement_date, currency, amount, record_count,
+                                              status, created_at)
+        SELECT :file, :run, :rail, settlement_date, COALESCE(settlement_currency, currency),
+               sum(COALESCE(settlement_amount, net)), count(*), 'open', :now
+        FROM recon_file_items WHERE file_id = :file
+        GROUP BY settlement_date, COALESCE(settlement_currency, currency)
+        ON CONFLICT DO NOTHING""", file=p.file_id, run=p.run_id, rail=p.rail, now=p.now)
