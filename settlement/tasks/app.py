@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from celery import Celery
+from celery.schedules import crontab
 
 from settlement.config import Settings, get_settings
 
@@ -26,6 +27,7 @@ TASK_MODULES = [
     "settlement.fx.tasks",
     "settlement.journal.tasks",
     "settlement.exports.tasks",
+    "settlement.reconciliation.tasks",
 ]
 
 #: Periodic work. Domains add their entries here.
@@ -39,6 +41,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "fx-refresh-rates": {"task": "settlement.fx.refresh_rates", "schedule": timedelta(minutes=15)},
     "journal-seal": {"task": "settlement.journal.seal", "schedule": timedelta(seconds=10)},
     "journal-checkpoint": {"task": "settlement.journal.checkpoint", "schedule": timedelta(minutes=5)},
+    # Each rail's inbox folder (and the bank statements' one), once a day.
+    "reconciliation-inbox": {"task": "settlement.reconciliation.pickup_inboxes",
+                             "schedule": crontab(hour=6, minute=0)},
+    "reconciliation-resume": {"task": "settlement.reconciliation.resume_stale_runs",
+                              "schedule": timedelta(minutes=1)},
 }
 
 
