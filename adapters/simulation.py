@@ -21,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from adapters.base import Discrepancy, DiscrepancyKind, RecordType, SettlementRecord
 
+#: Seconds between ``serve_forever``'s checks for a shutdown request.
+POLL_INTERVAL = 0.01
+
 #: Discrepancies a seeded run may pick for a payment record.
 RANDOM_KINDS: tuple[DiscrepancyKind, ...] = (
     DiscrepancyKind.MISSING,
@@ -201,8 +204,10 @@ class LoopbackHTTPServer:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler)
         server.daemon_threads = True
         self._server = server
+        # shutdown() waits for serve_forever to notice, which it does once per poll
+        # interval (0.5 s by default): a short one keeps stopping a simulator cheap.
         self._thread = threading.Thread(target=server.serve_forever, name=f"sim-http-{self.port}",
-                                        daemon=True)
+                                        kwargs={"poll_interval": POLL_INTERVAL}, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
