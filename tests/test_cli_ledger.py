@@ -74,7 +74,8 @@ def test_unknown_account_is_named(sqlite_database: Database) -> None:
     _run(sqlite_database, "ledger", "account", "create", "a", "-c", "RUB")
     out = _run(sqlite_database, "ledger", "transfer", "--from", "a", "--to", "ghost", "-a", "1.00", "-c", "RUB",
                ok=False)
-    assert "[account_not_found]" in out and "ghost" in out
+    assert "[account_not_found]" in out
+    assert "ghost" in out
     with unit_of_work(sqlite_database.factory) as session:
         assert counts(session)[0] == 0
 

@@ -15,7 +15,8 @@ from tests.conftest import Database
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
 
 
 def test_missing_bad_and_revoked_keys_are_401(client: TestClient, make_key: Callable[..., str],
@@ -41,10 +42,13 @@ def test_only_a_digest_is_stored(client: TestClient, make_key: Callable[..., str
         from sqlalchemy import text
 
         stored = session.execute(text("SELECT digest, prefix FROM api_keys")).one()
-    assert key not in stored[0] and stored[0] != key and key.startswith(stored[1])
+    assert key not in stored[0]
+    assert stored[0] != key
+    assert key.startswith(stored[1])
 
 
 def test_problem_pages_describe_codes(client: TestClient) -> None:
     page = client.get("/problems/insufficient_funds").json()
-    assert page["status"] == 402 and "limit" in page["description"]
+    assert page["status"] == 402
+    assert "limit" in page["description"]
     assert client.get("/problems/no_such_code").status_code == 404

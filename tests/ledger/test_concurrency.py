@@ -110,7 +110,8 @@ def test_concurrent_duplicated_transfers_apply_exactly_once(pg_database: Databas
         else:
             assert first == second == "insufficient_funds", (transfer.key, first, second)
             refusals[str(first)] += 1
-    assert applied and refusals, "the workload should both apply and refuse transfers"
+    assert applied, "the workload should apply transfers"
+    assert refusals, "the workload should refuse some transfers"
 
     expected: dict[str, int] = defaultdict(int)
     for transfer in applied:

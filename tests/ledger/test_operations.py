@@ -65,7 +65,9 @@ def test_account_creation_is_idempotent_by_code(database: Database) -> None:
         ledger = Ledger(session)
         first = ledger.create_account(wallet("w"))
         again = ledger.create_account(wallet("w"))
-        assert again == first and again.replayed and not first.replayed
+        assert again == first
+        assert again.replayed
+        assert not first.replayed
         with pytest.raises(AccountConflict):
             ledger.create_account(wallet("w", currency="CNY"))
         with pytest.raises(InvalidAccount):
@@ -83,7 +85,8 @@ def test_no_overdraft_and_credit_limit(database: Database) -> None:
         Ledger(session).post(EntrySpec("k2", [debit("w", 1, "RUB"), credit("bank", 1, "RUB")]))
     assert refused.value.detail["account"] == "w"
     entries, postings, holds, refusals = _counts(database)
-    assert (entries, postings, holds) == before[:3] and refusals == before[3] + 1
+    assert (entries, postings, holds) == before[:3]
+    assert refusals == before[3] + 1
 
 
 def test_hold_partial_captures_then_void_of_the_rest(database: Database) -> None:
@@ -94,7 +97,8 @@ def test_hold_partial_captures_then_void_of_the_rest(database: Database) -> None
         hold = ledger.create_hold("auth", debit="buyer", credit="bank", amount=6_000, currency="RUB")
         assert ledger.balance("buyer").available == 4_000
         first = ledger.post_hold("cap-1", hold.hold.id, 2_000, keep_remainder=True)
-        assert first.hold.status is HoldStatus.POSTED and first.continuation is not None
+        assert first.hold.status is HoldStatus.POSTED
+        assert first.continuation is not None
         assert first.continuation.amount == 4_000
         second = ledger.post_hold("cap-2", first.continuation.id, 1_500, keep_remainder=True)
         assert second.continuation is not None
@@ -158,7 +162,8 @@ def test_idempotent_replay_and_conflict(database: Database) -> None:
         original = Ledger(session).post(spec)
     with unit_of_work(database.factory) as session:
         replay = Ledger(session).post(spec)
-    assert replay == original and replay.replayed
+    assert replay == original
+    assert replay.replayed
     with pytest.raises(IdempotencyConflict), unit_of_work(database.factory) as session:
         Ledger(session).post(EntrySpec("same", [debit("bank", 101, "RUB"), credit("w", 101, "RUB")]))
     with unit_of_work(database.factory) as session:
@@ -175,7 +180,8 @@ def test_refusal_is_remembered_and_replayed(database: Database) -> None:
         Ledger(session).post(EntrySpec("fund", [debit("bank", 500, "RUB"), credit("w", 500, "RUB")]))
     with pytest.raises(InsufficientFunds) as second, unit_of_work(database.factory) as session:
         Ledger(session).post(spec)
-    assert second.value.replayed and second.value.detail == first.value.detail
+    assert second.value.replayed
+    assert second.value.detail == first.value.detail
     with pytest.raises(IdempotencyConflict), unit_of_work(database.factory) as session:
         Ledger(session).post(EntrySpec("spend", [debit("w", 50, "RUB"), credit("bank", 50, "RUB")]))
 
@@ -191,7 +197,8 @@ def test_batch_is_all_or_nothing(database: Database) -> None:
     assert _counts(database) == before
     with unit_of_work(database.factory) as session:
         results = Ledger(session).post_batch(good)
-        assert len(results) == 5 and not any(r.replayed for r in results)
+        assert len(results) == 5
+        assert not any(r.replayed for r in results)
     with unit_of_work(database.factory) as session:
         ledger = Ledger(session)
         again = ledger.post_batch([*good, EntrySpec("g5", [debit("bank", 1, "RUB"), credit("a", 1, "RUB")])])
@@ -241,7 +248,8 @@ def test_list_accounts_by_prefix_and_cursor(database: Database) -> None:
     with unit_of_work(database.factory) as session:
         ledger = Ledger(session)
         first = ledger.list_accounts(code_prefix="merchant:", limit=3)
-        assert len(first.items) == 3 and first.next_cursor
+        assert len(first.items) == 3
+        assert first.next_cursor
         rest = ledger.list_accounts(code_prefix="merchant:", cursor=first.next_cursor, limit=3)
         assert [a.code for a in first.items + rest.items] == [f"merchant:{i}:payable" for i in range(5)]
         assert rest.next_cursor is None

@@ -63,14 +63,14 @@ def test_balanced_raw_entry_is_accepted(seeded: tuple[Database, int, int, int]) 
 
 
 def test_posting_added_to_a_committed_entry_is_refused(seeded: tuple[Database, int, int, int]) -> None:
-    database, bank, w, entry_id = seeded
+    database, bank, _w, entry_id = seeded
     with _raw(database) as conn, conn.cursor() as cur, pytest.raises(errors.IntegrityConstraintViolation,
                                                                       match="outside the transaction"):
         _insert_posting(cur, entry_id, bank, "D", 5)
 
 
 def test_posting_in_another_currency_is_refused(seeded: tuple[Database, int, int, int]) -> None:
-    database, bank, w, _ = seeded
+    database, bank, _w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:
         entry_id = _insert_entry(cur, "raw-currency")
         with pytest.raises(errors.CheckViolation, match="to account bank in RUB"):

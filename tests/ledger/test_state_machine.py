@@ -251,7 +251,8 @@ class LedgerMachine(RuleBasedStateMachine):
             hold.status = "posted"
             self.done.append(Done(call, result))
             if remainder:
-                assert isinstance(result, HoldResult) and result.continuation is not None
+                assert isinstance(result, HoldResult)
+                assert result.continuation is not None
                 child = result.continuation
                 self.model_holds[child.id] = ModelHold(child.id, hold.debit, hold.credit, remainder,
                                                        hold.expires_at)
@@ -319,7 +320,8 @@ class LedgerMachine(RuleBasedStateMachine):
         done = self.done[index % len(self.done)]
         result = self.run(done.call)
         if done.refused:
-            assert isinstance(result, SettlementError) and result.code == done.outcome
+            assert isinstance(result, SettlementError)
+            assert result.code == done.outcome
             assert result.replayed, "a remembered refusal was not marked as a replay"
         else:
             assert not isinstance(result, SettlementError), result
