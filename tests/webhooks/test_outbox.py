@@ -5,6 +5,7 @@ emitting transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import threading
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from settlement.webhooks.errors import InvalidEventData, InvalidEventType, Inval
 from settlement.webhooks.models import WebhookDelivery, WebhookEvent
 from settlement.webhooks.service import check_patterns, subscribed
 from settlement.webhooks.service.endpoints import disable_endpoint
+from settlement.webhooks.service.outbox import plain_json
 from tests.conftest import Database
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.factories import captured, count, deliveries, emit_committed, endpoint
@@ -158,15 +160,20 @@ def test_bad_input_is_refused_and_records_nothing(db: Database, event_type: str,
     assert count(db.factory, WebhookEvent) == 0
 
 
+class State(enum.StrEnum):
+    CAPTURED = "captured"
+
+
 def test_aware_datetimes_become_iso_text_and_nesting_is_kept(db: Database) -> None:
     at = dt.datetime(2026, 3, 1, 15, 0, tzinfo=dt.timezone(dt.timedelta(hours=3)))
     data = {"captured_at": at, "split": {"commission": "15.00", "seller": "1485.00"}, "tags": ("a", "b"),
-            "count": 2, "final": True, "note": None}
+            "count": 2, "final": True, "note": None, "state": State.CAPTURED}
     emit_committed(db.factory, "payment.captured", data, "k")
     with db.factory() as session:
         stored = session.scalars(select(WebhookEvent.data)).one()
     assert stored == {"captured_at": "2026-03-01T12:00:00+00:00", "split": {"commission": "15.00", "seller": "1485.00"},
-                      "tags": ["a", "b"], "count": 2, "final": True, "note": None}
+                      "tags": ["a", "b"], "count": 2, "final": True, "note": None, "state": "captured"}
+    assert type(plain_json({"state": State.CAPTURED})["state"]) is str
 
 
 def test_subscription_patterns() -> None:

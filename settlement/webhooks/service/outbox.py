@@ -85,8 +85,13 @@ def plain_json(value: Any, path: str = "data") -> Any:
     its currency's exponent (``settlement.money.format_minor``). Aware datetimes
     become ISO 8601 text; naive ones are refused (their zone would be a guess).
     """
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
         return value
+    # Enum members (StrEnum states, IntEnum codes) are stored as their plain values.
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, Mapping):
         result: dict[str, Any] = {}
         for key, item in value.items():
