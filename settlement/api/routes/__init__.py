@@ -14,6 +14,7 @@ from settlement.api.routes import (
     notifications,
     payments,
     payouts,
+    reconciliation,
     webhooks,
 )
 
@@ -21,4 +22,4 @@ from settlement.api.routes import (
 def routers() -> list[APIRouter]:
     """Every router of the API, in mount order."""
     return [health.router, ledger.router, webhooks.router, merchants.router, payments.router, payouts.router,
-            fx.router, notifications.router, journal.router, exports.router]
+            fx.router, notifications.router, journal.router, exports.router, reconciliation.router]
