@@ -49,9 +49,9 @@ def bearer(key: str) -> dict[str, str]:
 
 # -- payments: rail simulators, rails configured against them, a client that uses them ---
 
-from tests.payments.fixtures import rails, rails_config_file, simulators  # noqa: E402
+from tests.payments.fixtures import ctx, rails, rails_config_file, simulators  # noqa: E402
 
-__all__ = ["bearer", "rails", "rails_config_file", "simulators"]
+__all__ = ["bearer", "ctx", "rails", "rails_config_file", "simulators"]
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ log = logging.getLogger("settlement.payments.notifications")
 
 #: Headers worth keeping with the body (others may carry credentials of proxies).
 KEPT_HEADERS = ("content-type", "user-agent", "content-length")
+RECONCILE_TASK = "settlement.payments.reconcile_in_flight"
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,10 @@ def receive(ctx: Context, rail_name: str, headers: Mapping[str, str], body: byte
             stored.status, stored.error_code, stored.error_message = "rejected", exc.code, exc.message[:2000]
             stored.processed_at = ctx.clock()
             janitor.check_now(session, rail_name, ctx.clock())
-            from settlement.payments.tasks import reconcile_in_flight
+            from settlement.tasks.app import get_celery
             from settlement.tasks.base import send_after_commit
 
-            send_after_commit(session, reconcile_in_flight, rail_name)
+            send_after_commit(session, get_celery().tasks[RECONCILE_TASK], rail_name)
         return Received(row_id, "rejected", rail.notification_ack(None))
     status = _apply(ctx, row_id, notification)
     return Received(row_id, status, rail.notification_ack(notification))
