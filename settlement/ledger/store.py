@@ -115,16 +115,17 @@ class LedgerStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.dialect_impl = session.get_bind().dialect
 
     # -- reads shared by both dialects --------------------------------------------
 
     def time(self, value: Any) -> dt.datetime:
-        stamp = _TIME.process_result_value(value, self.session.get_bind().dialect)
+        stamp = _TIME.process_result_value(value, self.dialect_impl)
         assert stamp is not None
         return stamp
 
     def bind_time(self, value: dt.datetime) -> Any:
-        return _TIME.process_bind_param(value, self.session.get_bind().dialect)
+        return _TIME.process_bind_param(value, self.dialect_impl)
 
     def load_json(self, value: Any) -> dict[str, Any]:
         if value is None:
@@ -233,14 +234,14 @@ WITH e AS (
     INSERT INTO ledger_entries (idempotency_key, request_hash, kind, effective_at, recorded_at, description,
                                 metadata, reverses_entry_id, hold_id)
     SELECT k, h, kind, eff, clock_timestamp(), d, m, r, hold
-      FROM json_to_recordset(CAST(:entries AS json))
+      FROM json_to_recordset(%(entries)s::json)
            AS u(k text, h text, kind text, eff timestamptz, d text, m jsonb, r bigint, hold bigint)
     RETURNING id, idempotency_key, recorded_at
 ), p AS (
     INSERT INTO ledger_postings (entry_id, account_id, side, amount, currency, pending, recorded_at,
                                  debits_posted_after, credits_posted_after)
     SELECT e.id, u.a, u.s, u.amt, u.c, u.p, e.recorded_at, u.dpa, u.cpa
-      FROM ROWS FROM (json_to_recordset(CAST(:postings AS json))
+      FROM ROWS FROM (json_to_recordset(%(postings)s::json)
                       AS (k text, a bigint, s text, amt bigint, c text, p boolean, dpa bigint, cpa bigint))
            WITH ORDINALITY AS u(k, a, s, amt, c, p, dpa, cpa, n)
       JOIN e ON e.idempotency_key = u.k
@@ -249,7 +250,7 @@ WITH e AS (
 ), a AS (
     UPDATE ledger_accounts AS acc
        SET debits_pending = v.dpe, debits_posted = v.dpo, credits_pending = v.cpe, credits_posted = v.cpo
-      FROM json_to_recordset(CAST(:accounts AS json)) AS v(id bigint, dpe bigint, dpo bigint, cpe bigint, cpo bigint)
+      FROM json_to_recordset(%(accounts)s::json) AS v(id bigint, dpe bigint, dpo bigint, cpe bigint, cpo bigint)
      WHERE acc.id = v.id
     RETURNING acc.id
 )
@@ -265,10 +266,20 @@ class PostgresStore(LedgerStore):
 
     dialect = "postgresql"
 
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one of the write path's statements on the session's own psycopg
+        connection, inside the session's transaction. The three statements of every
+        write skip SQLAlchemy's statement machinery (about a third of a transfer's
+        client CPU); ``prepare=True`` makes PostgreSQL plan each once per connection."""
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None, "the session's connection is not open"
+        with raw.cursor() as cursor:
+            cursor.execute(sql, params, prepare=True)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
+
     def claim_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
-        rows = self.session.execute(text("SELECT * FROM ledger_claim_keys(CAST(:keys AS text[]))"),
-                                    {"keys": list(keys)})
-        return self._split_keys(rows)
+        return self._split_keys(self._rows("SELECT * FROM ledger_claim_keys(%(keys)s::text[])", {"keys": list(keys)}))
 
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
@@ -279,10 +290,10 @@ class PostgresStore(LedgerStore):
         return self._split_keys(rows)
 
     def lock_accounts(self, ids: Sequence[int], codes: Sequence[str]) -> list[AccountRow]:
-        rows = self.session.execute(text(
+        rows = self._rows(
             f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts "
-            "WHERE id = ANY(CAST(:ids AS bigint[])) OR code = ANY(CAST(:codes AS text[])) "
-            "ORDER BY id FOR UPDATE"), {"ids": list(ids), "codes": list(codes)})
+            "WHERE id = ANY(%(ids)s::bigint[]) OR code = ANY(%(codes)s::text[]) ORDER BY id FOR UPDATE",
+            {"ids": list(ids), "codes": list(codes)})
         return [account_row(r) for r in rows]
 
     def write(self, entries: Sequence[EntryRow], postings: Sequence[PostingRow], accounts: Sequence[AccountRow],
@@ -290,7 +301,7 @@ class PostgresStore(LedgerStore):
         del recorded_at  # the database clock is used (see _PG_WRITE)
         # Rows travel as three JSON documents: json.dumps is C code, where psycopg
         # builds array literals element by element in Python.
-        rows = self.session.execute(text(_PG_WRITE), {
+        rows = self._rows(_PG_WRITE, {
             "entries": json.dumps([
                 {"k": r.idempotency_key, "h": r.request_hash, "kind": r.kind, "eff": r.effective_at.isoformat(),
                  "d": r.description, "m": r.metadata, "r": r.reverses_entry_id, "hold": r.hold_id}
@@ -302,7 +313,7 @@ class PostgresStore(LedgerStore):
             "accounts": json.dumps([
                 {"id": a.id, "dpe": a.debits_pending, "dpo": a.debits_posted, "cpe": a.credits_pending,
                  "cpo": a.credits_posted} for a in accounts]),
-        }).all()
+        })
         inserted = {str(r[1]): (int(r[2]), r[3]) for r in rows if r[0] == "e"}
         posted = sorted((int(r[2]), int(r[4])) for r in rows if r[0] == "p")
         if len(inserted) != len(entries) or len(posted) != len(postings):

@@ -11,6 +11,7 @@ on the session and sends it only once the session commits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from settlement.config import get_settings
 from settlement.db import SessionFactory, make_engine, make_session_factory, unit_of_work
 
 _factory: SessionFactory | None = None
+log = logging.getLogger("settlement.tasks")
 
 
 def use_session_factory(factory: SessionFactory | None) -> None:
@@ -67,7 +69,15 @@ def send_after_commit(session: Session, task: Task, *args: Any, **kwargs: Any) -
 def _send_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
     for task, args, kwargs in pending:
-        task.delay(*args, **kwargs)
+        try:
+            task.delay(*args, **kwargs)
+        except Exception:
+            # The transaction is already committed: raising here would turn a saved
+            # operation into an error for the caller. Work sent this way is recorded
+            # in the database before it is sent (a delivery, a run, an export job), so
+            # an outage leaves it visible and retryable: webhook deliveries, payments
+            # and reconciliation runs have sweepers on the beat schedule.
+            log.exception("could not send task %s after commit; the work stays recorded", task.name)
 
 
 def _drop_pending(session: Session, _previous_transaction: Any) -> None:
