@@ -73,7 +73,8 @@ def test_without_a_quote_the_payment_takes_a_fresh_one(pay: TestClient, checkout
                                          "rail": "mir", "payment_method": CARDS["mir"]}, checkout)
     assert created.status_code == 201, created.text
     fx = created.json()["fx"]
-    assert fx["rate"] == "0.078107500000" and fx["quote_id"] >= 1
+    assert fx["rate"] == "0.078107500000"
+    assert fx["quote_id"] >= 1
     assert created.json()["seller_amount"] == "0.78"  # floor(1000 x 0.0781075) = 78 fen
 
 
@@ -102,4 +103,5 @@ def test_expired_quote_is_refused_and_changes_nothing(pay: TestClient, checkout:
     wrong_pair = post(pay, "/v1/payments", {"amount": "10.00", "currency": "CNY", "merchant_id": seller,
                                             "rail": "unionpay", "payment_method": CARDS["unionpay"],
                                             "fx_quote_id": q["id"]}, checkout)
-    assert wrong_pair.status_code == 422 and wrong_pair.json()["code"] == "fx_quote_mismatch"
+    assert wrong_pair.status_code == 422
+    assert wrong_pair.json()["code"] == "fx_quote_mismatch"

@@ -70,10 +70,12 @@ def test_a_refusal_is_replayed_too(pay: TestClient, checkout: dict[str, str], pg
     body = {"amount": "10.00", "currency": "RUB", "merchant_id": seller, "rail": "mir",
             "payment_method": {"type": "card", "pan": "2204000000000059", "expiry": "3112"}}
     first = post(pay, "/v1/payments", body, checkout, idem)
-    assert first.status_code == 402 and first.json()["code"] == "rail_declined"
+    assert first.status_code == 402
+    assert first.json()["code"] == "rail_declined"
     assert first.json()["errors"]["rail_code"] == "05"
     again = post(pay, "/v1/payments", body, checkout, idem)
-    assert again.status_code == 402 and again.content == first.content
+    assert again.status_code == 402
+    assert again.content == first.content
     assert again.headers["Idempotent-Replayed"] == "true"
     assert _count(pg_database, "payments") == 1
     assert ledger_counts(pg_database.factory)[0] == 0
@@ -128,4 +130,5 @@ def test_fifty_concurrent_identical_requests_have_one_effect(app: FastAPI, pay: 
     entries, _postings, _holds = ledger_counts(pg_database.factory)
     assert entries == 2  # the sale's capture entry and its split
     late = pay.post("/v1/payments", json=body, headers=headers)
-    assert late.status_code == 201 and late.headers["Idempotent-Replayed"] == "true"
+    assert late.status_code == 201
+    assert late.headers["Idempotent-Replayed"] == "true"

@@ -34,7 +34,7 @@ class Inbox:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                inbox.received.append(({k: v for k, v in self.headers.items()}, body))
+                inbox.received.append((dict(self.headers.items()), body))
                 self.send_response(200)
                 self.send_header("Content-Length", "7")
                 self.end_headers()
@@ -117,7 +117,8 @@ def test_a_forged_notification_is_refused_and_the_rail_is_asked(pay: TestClient,
     assert _rows(pg_database) == [("rejected", None)]
     with pg_database.factory() as session:
         stored = session.execute(text("SELECT body, error_code FROM rail_notifications")).one()
-    assert bytes(stored[0]) == forged and stored[1] == "rail_signature_invalid"
+    assert bytes(stored[0]) == forged
+    assert stored[1] == "rail_signature_invalid"
     # The forged body said 1.00; the rail, asked directly, says 88.00 was paid.
     payment = pay.get(f"/v1/payments/{pid}", headers=checkout).json()
     assert (payment["state"], payment["amount_captured"]) == ("captured", "88.00")
@@ -129,4 +130,5 @@ def test_a_forged_notification_is_refused_and_the_rail_is_asked(pay: TestClient,
 
 def test_unknown_rail_notifications_are_refused(pay: TestClient) -> None:
     response = pay.post("/v1/notifications/swift", content=b"x=1")
-    assert response.status_code == 422 and response.json()["code"] == "rail_not_configured"
+    assert response.status_code == 422
+    assert response.json()["code"] == "rail_not_configured"

@@ -24,7 +24,9 @@ def _refused(response: Any, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["type"] == f"/problems/{code}" and body["code"] == code and body["status"] == status
+    assert body["type"] == f"/problems/{code}"
+    assert body["code"] == code
+    assert body["status"] == status
     assert body["detail"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.api.payflow import CARDS, CURRENCY, merchant, net, post
 from tests.conftest import Database
@@ -21,7 +22,8 @@ def test_authorize_capture_twice_refund_void(rail: str, pay: TestClient, checkou
                                          "payment_method": CARDS[rail], "capture_method": "manual"}, checkout)
     assert created.status_code == 201, created.text
     payment = created.json()
-    assert payment["state"] == "authorized" and payment["amount_capturable"] == "1000.00"
+    assert payment["state"] == "authorized"
+    assert payment["amount_capturable"] == "1000.00"
     pid = payment["id"]
     balances = net(pg_database.factory)
     assert balances[f"payments:clearing:{cur}"] == 0
@@ -41,7 +43,8 @@ def test_authorize_capture_twice_refund_void(rail: str, pay: TestClient, checkou
     assert voided.status_code == 200, voided.text
     final = voided.json()
     assert final["state"] == "partially_refunded"
-    assert (final["amount_captured"], final["amount_voided"], final["amount_refunded"]) == ("500.33", "499.67", "100.00")
+    amounts = final["amount_captured"], final["amount_voided"], final["amount_refunded"]
+    assert amounts == ("500.33", "499.67", "100.00")
 
     balances = net(pg_database.factory)
     # Captures: 300.33 -> commission 15.01 (floor of 15.0165), seller 285.32; 200.00 -> 10.00 / 190.00.
@@ -53,6 +56,5 @@ def test_authorize_capture_twice_refund_void(rail: str, pay: TestClient, checkou
     assert balances[f"payments:refunds:{cur}"] == 0
     with pg_database.factory() as session:
         assert ledger_violations(session) == []
-        pending = session.execute(__import__("sqlalchemy").text(
-            "SELECT count(*) FROM ledger_holds WHERE status = 'pending'")).scalar_one()
+        pending = session.execute(text("SELECT count(*) FROM ledger_holds WHERE status = 'pending'")).scalar_one()
     assert pending == 0

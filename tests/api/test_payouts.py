@@ -27,24 +27,28 @@ def test_payout_over_unionpay(pay: TestClient, checkout: dict[str, str], pg_data
     assert (balance["balance"], balance["available"]) == ("950.00", "950.00")
     paid = post(pay, "/v1/payouts", {"merchant_id": seller, "amount": "900.00"}, checkout)
     assert paid.status_code == 201, paid.text
-    assert paid.json()["state"] == "paid" and paid.json()["destination"] == "621626*********0018"
+    assert paid.json()["state"] == "paid"
+    assert paid.json()["destination"] == "621626*********0018"
     balances = net(pg_database.factory)
     assert balances[f"merchant:{seller}:payable:CNY"] == 5000
     assert balances["rail:unionpay:payouts:CNY"] == 90000
 
     before = ledger_counts(pg_database.factory)
     refused = post(pay, "/v1/payouts", {"merchant_id": seller, "amount": "50.01"}, checkout)
-    assert refused.status_code == 402 and refused.json()["code"] == "insufficient_funds"
+    assert refused.status_code == 402
+    assert refused.json()["code"] == "insufficient_funds"
     assert ledger_counts(pg_database.factory) == before
     assert [p["state"] for p in pay.get("/v1/payouts", headers=checkout).json()["data"]] == ["paid"]
     wrong = post(pay, "/v1/payouts", {"merchant_id": seller, "amount": "1.00", "currency": "RUB"}, checkout)
-    assert wrong.status_code == 422 and wrong.json()["code"] == "payment_currency_mismatch"
+    assert wrong.status_code == 422
+    assert wrong.json()["code"] == "payment_currency_mismatch"
 
 
 def test_refused_payout_releases_the_hold(pay: TestClient, checkout: dict[str, str], pg_database: Database) -> None:
     seller = _funded(pay, checkout, "alipay", "2088102100000009")  # a payee Alipay does not know
     refused = post(pay, "/v1/payouts", {"merchant_id": seller, "amount": "100.00"}, checkout)
-    assert refused.status_code == 402 and refused.json()["code"] == "rail_declined"
+    assert refused.status_code == 402
+    assert refused.json()["code"] == "rail_declined"
     payout = pay.get("/v1/payouts", headers=checkout).json()["data"][0]
     assert payout["state"] == "failed"
     balance = pay.get(f"/v1/merchants/{seller}/balance", headers=checkout).json()
