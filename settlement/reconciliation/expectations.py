@@ -36,6 +36,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from adapters.base import RailResult, RecordType
 from settlement.config import Settings, get_settings
 from settlement.db.types import utcnow
 from settlement.money import check_currency, check_minor
@@ -43,7 +44,7 @@ from settlement.reconciliation import rails
 from settlement.reconciliation.errors import ExpectationConflict, InvalidExpectation
 from settlement.reconciliation.models import Expectation, ExpectationKind, ExpectationStatus
 
-__all__ = ["ExpectationSpec", "expect", "expect_many"]
+__all__ = ["ExpectationSpec", "expect", "expect_many", "expect_operation"]
 
 _MAX_REFERENCE = 100
 _MAX_RRN = 64
@@ -90,6 +91,31 @@ def expect(session: Session, *, rail: str, kind: str, reference: str, rail_refer
         index_elements=["rail", "kind", "reference"]).returning(Expectation.id)).first()
     if inserted is None:
         _check_same(session, row)
+
+
+def expect_operation(session: Session, *, rail: str, kind: str, reference: str, rail_reference: str | None,
+                     amount: int, currency: str, result: RailResult | None, at: dt.datetime,
+                     payment_id: int | None = None, metadata: Mapping[str, Any] | None = None) -> None:
+    """:func:`expect` for an operation the rail has just confirmed, from its answer:
+    the RRN and the rail's FX terms come from ``result``; the expected fee is the
+    rail's own fee schedule (not checked when the rail converts, since the schedule
+    of a converted trade may differ); the transaction day is ``at``'s UTC date (never
+    later than the rail's own day, which is east of UTC for these rails)."""
+    settings = get_settings()
+    fx = result.fx if result is not None else None
+    if fx is not None and fx.settlement_currency == currency:
+        fx = None
+    fee = None
+    if fx is None:
+        schedule = rails.fee_schedule(rail, settings)
+        record_type = {"payment": RecordType.PAYMENT, "refund": RecordType.REFUND}.get(kind, RecordType.PAYOUT)
+        fee = schedule.fee_for(amount, record_type) if schedule is not None else None
+    expect(session, rail=rail, kind=kind, reference=reference, rail_reference=rail_reference or "", amount=amount,
+           currency=currency, transaction_date=at.astimezone(dt.UTC).date(),
+           rrn=(result.rrn or None) if result is not None else None, expected_fee=fee,
+           settlement_currency=fx.settlement_currency if fx is not None else None,
+           settlement_amount=fx.settlement_amount if fx is not None else None,
+           fx_rate=fx.rate if fx is not None else None, payment_id=payment_id, metadata=metadata)
 
 
 def expect_many(session: Session, specs: Iterable[ExpectationSpec], *, settings: Settings | None = None) -> int:

@@ -29,7 +29,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from adapters.base import PaymentRail, RailError, RecordError, SettlementCalendar, SettlementRecord
+from adapters.base import (
+    FeeSchedule,
+    PaymentRail,
+    RailError,
+    RecordError,
+    SettlementCalendar,
+    SettlementRecord,
+)
 from adapters.registry import get_rail_plugin
 from settlement.config import Settings
 from settlement.reconciliation.errors import UnknownRail
@@ -130,6 +137,16 @@ def calendar(rail: str, settings: Settings) -> SettlementCalendar:
             _calendars[rail] = found
     sla = settings.recon_sla_days.get(rail)
     return dataclasses.replace(found, sla_days=sla) if sla is not None else found
+
+
+def fee_schedule(rail: str, settings: Settings) -> FeeSchedule | None:
+    """The rail's fee schedule (found like its calendar), or None when it has none."""
+    rail_class = _declared_rail_class(_plugin(rail))
+    found = getattr(rail_class, "fee_schedule", None) if rail_class is not None else None
+    if not isinstance(found, FeeSchedule):
+        client = _configured_client(rail, settings)
+        found = client.fee_schedule if client is not None else None
+    return found if isinstance(found, FeeSchedule) else None
 
 
 def parser(rail: str, settings: Settings) -> Parser:

@@ -22,6 +22,7 @@ from settlement.payments.booking import Split, entry, ledger_key, split_capture,
 from settlement.payments.models import AttemptState, CaptureMethod, Operation, Payment, PaymentAttempt, PaymentState
 from settlement.payments.service.outcomes import Kind, Outcome
 from settlement.payments.service.payments import PaymentTerms, get_payment, remaining_authorized
+from settlement.reconciliation.expectations import expect_operation
 
 log = logging.getLogger("settlement.payments")
 
@@ -130,6 +131,13 @@ def _succeed(session: Session, payment: Payment, attempt: PaymentAttempt, outcom
         events.payment_event(session, payment, "voided", attempt)
     else:
         _refunded(ledger, payment, attempt)
+    if operation in (Operation.CAPTURE, Operation.REFUND) or (
+            operation is Operation.AUTHORIZE and payment.capture_method == CaptureMethod.AUTOMATIC.value):
+        # What the rail now owes (or takes back): matched later against its settlement file.
+        expect_operation(session, rail=payment.rail, kind="refund" if operation is Operation.REFUND else "payment",
+                         reference=attempt.reference, rail_reference=attempt.rail_reference or payment.rail_reference,
+                         amount=attempt.amount, currency=payment.currency, result=outcome.result, at=now,
+                         payment_id=payment.id)
     payment.state = derive_state(payment).value
     if operation is Operation.AUTHORIZE:
         events.payment_event(session, payment, "authorized", attempt)

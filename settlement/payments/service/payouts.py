@@ -37,6 +37,7 @@ __all__ = ["Payout", "apply_payout_outcome", "begin_payout", "create_payout", "g
 from settlement.payments.service.flows import Context, Hooks, NoHooks
 from settlement.payments.service.merchants import get_merchant
 from settlement.payments.service.outcomes import Kind, Outcome, call
+from settlement.reconciliation.expectations import expect_operation
 
 
 def begin_payout(session: Session, merchant_id: int, amount: int, currency: str | None, *, rail: PaymentRail,
@@ -97,6 +98,10 @@ def apply_payout_outcome(session: Session, payout_id: int, outcome: Outcome, now
     payout.next_check_at = None
     if outcome.kind is Kind.SUCCEEDED:
         ledger.post_hold(payout_key(payout.id, "post"), payout.hold_id, description=f"payout {payout.id} paid")
+        # Matched later against the rail's settlement file.
+        expect_operation(session, rail=payout.rail, kind="payout", reference=payout.reference,
+                         rail_reference=payout.rail_reference, amount=payout.amount, currency=payout.currency,
+                         result=outcome.result, at=now)
         payout.state = PayoutState.PAID.value
         payout.failure_code = payout.failure_message = None
         events.payout_event(session, payout, "paid")
