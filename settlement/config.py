@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     #: Our bank account numbers, for statement formats that say a payment's side only
     #: by account (1CClientBankExchange), JSON list.
     recon_bank_accounts: list[str] = Field(default_factory=list)
+    #: Finance console: a session lasts at most this long after sign-in, and ends
+    #: sooner after this long without a request.
+    console_session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    console_idle_seconds: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    #: Mark console cookies Secure even on plain HTTP requests (set it behind a proxy
+    #: that terminates TLS; requests made over https get Secure cookies anyway).
+    console_secure_cookies: bool = False
 
     @field_validator("database_url")
     @classmethod
