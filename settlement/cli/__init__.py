@@ -17,6 +17,7 @@ from settlement.cli import exports as export_commands
 from settlement.cli import journal as journal_commands
 from settlement.cli import keys as keys_commands
 from settlement.cli import ledger as ledger_commands
+from settlement.cli import payments as payments_commands
 from settlement.cli import reconcile as reconcile_commands
 from settlement.cli import serve as serve_commands
 from settlement.cli import webhooks as webhooks_commands
@@ -47,6 +48,7 @@ def build_app() -> typer.Typer:
     app.add_typer(reconcile_commands.app, name="reconcile")
     app.add_typer(keys_commands.app, name="keys")
     app.add_typer(serve_commands.app, name="serve")
+    app.add_typer(payments_commands.app, name="payments")
     app.add_typer(webhooks_commands.app, name="webhooks")
     app.add_typer(journal_commands.app, name="journal")
     export_commands.register(app)
