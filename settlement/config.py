@@ -8,9 +8,13 @@ from __future__ import annotations
 import functools
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 DEFAULT_SQLITE_FILE = "settlement.db"
 
@@ -28,6 +32,10 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}")
     #: Connection pool size per process (PostgreSQL).
     database_pool_size: int = 10
+    #: Test each pooled connection before use (one more round trip per transaction).
+    #: Off: a connection broken by a database restart fails one transaction, then the
+    #: pool discards it.
+    database_pool_pre_ping: bool = False
     #: Celery broker; empty means tasks run inline in the calling process.
     broker_url: str = ""
     #: Celery result backend; empty means none.
@@ -134,6 +142,13 @@ class Settings(BaseSettings):
         if any(wait < 0 for wait in value):
             raise ValueError("webhook retry waits are seconds >= 0")
         return value
+
+    def engine(self) -> Engine:
+        """A new engine for :attr:`database_url` with these pool settings."""
+        from settlement.db.engine import make_engine
+
+        return make_engine(self.database_url, pool_size=self.database_pool_size,
+                           pre_ping=self.database_pool_pre_ping)
 
     @property
     def is_postgres(self) -> bool:

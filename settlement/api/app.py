@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from settlement.api import problems
 from settlement.api.routes import routers
 from settlement.config import Settings, get_settings
-from settlement.db import make_engine, make_session_factory
+from settlement.db import make_session_factory
 
 DESCRIPTION = """Cross-border payment settlement: payments over Mir, UnionPay and Alipay, one
 double-entry ledger, reconciliation, and a verifiable journal.
@@ -25,7 +25,7 @@ Amounts are decimal strings with their currency."""
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     config = settings or get_settings()
-    database = engine or make_engine(config.database_url, pool_size=config.database_pool_size)
+    database = engine or config.engine()
     app = FastAPI(title="Settlement", version="0.1.0", description=DESCRIPTION, openapi_url="/openapi.json")
     app.state.settings = config
     app.state.engine = database

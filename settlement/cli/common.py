@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from settlement.config import Settings
-from settlement.db import SessionFactory, make_engine, make_session_factory
+from settlement.db import SessionFactory, make_session_factory
 from settlement.errors import SettlementError
 
 console = Console()
@@ -38,7 +38,7 @@ class State:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = self.settings.engine()
         return self._engine
 
     @property

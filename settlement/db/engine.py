@@ -15,10 +15,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False, pre_ping: bool = False,
+                **kwargs: Any) -> Engine:
+    """An engine for ``url``. ``pre_ping`` tests every pooled connection before use:
+    one extra round trip per transaction; without it a connection broken by a database
+    restart fails one transaction and is then discarded by the pool."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_pre_ping", pre_ping)
     if kwargs.get("poolclass") is not NullPool:
         kwargs.setdefault("pool_size", pool_size)
         kwargs.setdefault("max_overflow", pool_size)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -274,8 +275,15 @@ class PostgresStore(LedgerStore):
         raw = self.session.connection().connection.driver_connection
         assert raw is not None, "the session's connection is not open"
         with raw.cursor() as cursor:
-            cursor.execute(sql, params, prepare=True)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            if raw.info.transaction_status == TransactionStatus.IDLE:
+                # First statement of the transaction: in pipeline mode psycopg sends
+                # its BEGIN in the same round trip instead of waiting for it first.
+                with raw.pipeline():
+                    cursor.execute(sql, params, prepare=True)
+                    rows: list[tuple[Any, ...]] = cursor.fetchall()
+            else:
+                cursor.execute(sql, params, prepare=True)
+                rows = cursor.fetchall()
         return rows
 
     def claim_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:

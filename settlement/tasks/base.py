@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from settlement.config import get_settings
-from settlement.db import SessionFactory, make_engine, make_session_factory, unit_of_work
+from settlement.db import SessionFactory, make_session_factory, unit_of_work
 
 _factory: SessionFactory | None = None
 log = logging.getLogger("settlement.tasks")
@@ -38,7 +38,7 @@ def task_session_factory() -> SessionFactory:
     global _factory  # noqa: PLW0603 - built once per worker process
     if _factory is None:
         settings = get_settings()
-        _factory = make_session_factory(make_engine(settings.database_url, pool_size=settings.database_pool_size))
+        _factory = make_session_factory(settings.engine())
     return _factory
 
 
