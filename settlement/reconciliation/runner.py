@@ -196,9 +196,9 @@ def _match_settlement(session: Any, params: matching.MatchParams) -> None:
     matching.prepare(session, params)
     matching.find_duplicate_lines(session)
     matching.one_to_one(session, params, exact=True)
-    matching.one_to_one(session, params, exact=False)
     matching.many_to_one(session)
     matching.one_to_many(session)
+    matching.one_to_one(session, params, exact=False)
     matching.record_pairs(session, params)
     if params.live:
         matching.settle_expectations(session, params)

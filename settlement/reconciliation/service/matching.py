@@ -15,11 +15,12 @@ in priority order; each takes only what earlier rules left:
    ``recon_date_window_days`` apart, and the (key, amount) is unique on both sides.
    Keys in fallback order: rail reference, RRN, ARN (against the expectation's
    RRN/ARN), our reference;
-2. by key alone (any amount), in the same key order, the key unique on both sides;
-3. N:1: several records with one key whose gross amounts add up to the amount of
+2. N:1: several records with one key whose gross amounts add up to the amount of
    the one expectation with that key;
-4. 1:N: one record whose gross equals the sum of several expectations sharing a
-   key (their rail reference, or the ``batch_reference`` the record names).
+3. 1:N: one record whose gross equals the sum of several expectations sharing a
+   key (their rail reference, or the ``batch_reference`` the record names);
+4. by key alone (any amount), in the same key order, the key unique on both sides:
+   exact evidence (rules 1 to 3) wins over a pairing whose amounts differ.
 
 A pair is then classified, first that applies: **amount mismatch** (gross differs
 by more than both tolerances, or the settlement currency is not the expected one),
@@ -136,7 +137,7 @@ def _select_pair() -> str:
 
 
 def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, int]:
-    """Rules 1 (``exact``) or 2, for every key in order; returns pairs per rule."""
+    """Rules 1 (``exact``) or 4, for every key in order; returns pairs per rule."""
     found: dict[str, int] = {}
     for name, item_key, exp_key in KEYS:
         rule = f"{'exact' if exact else 'key'}:{name}"
@@ -162,7 +163,7 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
 
 
 def many_to_one(session: Session) -> dict[str, int]:
-    """Rule 3: several records, one expectation."""
+    """Rule 2: several records, one expectation."""
     found: dict[str, int] = {}
     for name, item_key, exp_key in N_TO_ONE:
         rule = f"sum:{name}"
@@ -185,7 +186,7 @@ def many_to_one(session: Session) -> dict[str, int]:
 
 
 def one_to_many(session: Session) -> dict[str, int]:
-    """Rule 4: one record, several expectations."""
+    """Rule 3: one record, several expectations."""
     found: dict[str, int] = {}
     for name, item_key, exp_key in ONE_TO_N:
         rule = f"net:{name}:{item_key}" if name == "batch" else f"net:{name}"
