@@ -9,7 +9,10 @@ PostgreSQL enforces, independently of the Python sealer:
    ``seq`` is the last stored one + 1, and the batch is contiguous);
 3. each new leaf extends the hash chain: ``chain_hash = sha256(previous chain_hash
    || leaf_hash)``, starting from 32 zero bytes;
-4. hashes are 32 bytes, an entry is sealed at most once (unique ``entry_id``).
+4. every new leaf names an existing entry (checked per batch: a foreign key would
+   lock each entry row FOR KEY SHARE, a write per sealed entry; entries cannot be
+   deleted anyway);
+5. hashes are 32 bytes, an entry is sealed at most once (unique ``entry_id``).
 
 Revision ID: 0003_journal
 Revises: 0002_auth
@@ -65,6 +68,12 @@ BEGIN
         RAISE EXCEPTION 'journal leaf % does not extend the hash chain', broken
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
+    SELECT n.seq INTO broken FROM new_leaves n
+     WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.id = n.entry_id) ORDER BY n.seq LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'journal leaf % names an entry that does not exist', broken
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
     RETURN NULL;
 END $$;
 """
@@ -95,8 +104,7 @@ def upgrade() -> None:
     op.create_table(
         "journal_leaves",
         sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column("entry_id", sa.BigInteger(), sa.ForeignKey("ledger_entries.id",
-                  name="fk_journal_leaves_entry_id_ledger_entries"), nullable=False),
+        sa.Column("entry_id", sa.BigInteger(), nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(), nullable=False),
         sa.Column("chain_hash", sa.LargeBinary(), nullable=False),
         sa.Column("sealed_at", TS, nullable=False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from settlement.errors import SettlementError
 from settlement.exports.rows import BalanceLine, JournalLine, StatementLine, format_amount
@@ -101,11 +102,11 @@ class JournalCheck:
                     self.fail(first_where, f"cannot place leaf {head.seq} in the tree: {exc}")
                     self.merger = None
 
-    def _postings(self, group: list[tuple[str, JournalLine]]) -> list[canonical.CanonicalPosting]:
+    def _postings(self, group: list[tuple[str, JournalLine]]) -> list[list[Any]]:
         """The entry's postings, checking the rows agree, are in order and balance."""
         first_where, head = group[0]
         entry_fields = _entry_fields(head)
-        postings: list[canonical.CanonicalPosting] = []
+        postings: list[list[Any]] = []
         sums: dict[tuple[str, bool], int] = {}
         previous = 0
         for where, line in group:
@@ -121,9 +122,8 @@ class JournalCheck:
             if line.posting_id <= previous:
                 self.fail(where, f"posting {line.posting_id} comes after posting {previous}: rows are out of order")
             previous = line.posting_id
-            postings.append(canonical.CanonicalPosting(line.posting_id, line.account_id or 0,
-                                                       line.account_code or "", line.side, line.amount,
-                                                       line.currency, bool(line.pending)))
+            postings.append([line.posting_id, line.account_id, line.account_code, line.side, line.amount,
+                             line.currency, line.pending])
             layer = (line.currency, bool(line.pending))
             sums[layer] = sums.get(layer, 0) + (line.amount if line.side == "D" else -line.amount)
             self._account(where, line)
@@ -135,18 +135,19 @@ class JournalCheck:
                                        f"{_money(difference, currency)}")
         return postings
 
-    def _leaf(self, where: str, head: JournalLine, postings: list[canonical.CanonicalPosting]) -> bytes | None:
+    def _leaf(self, where: str, head: JournalLine, postings: list[list[Any]]) -> bytes | None:
+        """The leaf hash of the entry the rows describe (their shapes were checked as
+        they were read, so they encode directly)."""
         try:
-            metadata = _parse_object(head.metadata)
-            entry = canonical.CanonicalEntry(head.entry_id, head.idempotency_key, head.kind, head.effective_at,
-                                             head.recorded_at, head.description, metadata, head.reverses_entry_id,
-                                             head.hold_id, tuple(postings))
-            data = canonical.encode(entry)
+            metadata = {} if head.metadata == "{}" else _parse_object(head.metadata)
+            if metadata and canonical.canonical_json(metadata) != head.metadata:
+                self.fail(where, "metadata is not in canonical JSON form")
+            data = canonical.encode_fields(head.entry_id, head.idempotency_key, head.kind, head.effective_at,
+                                           head.recorded_at, head.description, metadata, head.reverses_entry_id,
+                                           head.hold_id, postings)
         except (SettlementError, ValueError) as exc:
             self.fail(where, f"entry {head.entry_id} cannot be encoded: {exc}")
             return None
-        if canonical.canonical_json(metadata) != head.metadata:
-            self.fail(where, "metadata is not in canonical JSON form")
         return canonical.leaf_hash(data)
 
     def _account(self, where: str, line: JournalLine) -> None:

@@ -71,6 +71,7 @@ def verify_database(factory: SessionFactory, key: PublicKey,
         store = JournalStore(session)
         if store.postgres:
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        reader.tune(session)
         latest = store.checkpoint()
         if latest is None:
             report.add(Finding("checkpoint", "the journal has no checkpoint to verify against"))
@@ -83,7 +84,7 @@ def verify_database(factory: SessionFactory, key: PublicKey,
         chain = stored_chain = ZERO_HASH
         sql = (f"SELECT l.seq, l.leaf_hash, l.chain_hash, {reader.entry_columns(store.dialect)} "
                f"FROM journal_leaves l LEFT JOIN ledger_entries e ON e.id = l.entry_id {reader.POSTING_JOINS} "
-               "WHERE l.seq <= :n ORDER BY l.seq, p.id")
+               f"WHERE l.seq <= {reader.bind(store.dialect, 'n')} ORDER BY l.seq, p.id")
         expected = 1
         for record in reader.stream(session, sql, {"n": size}):
             assert record.seq is not None

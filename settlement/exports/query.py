@@ -5,7 +5,7 @@ describe the same instant; the big reads use server-side cursors."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -29,7 +29,7 @@ class ExportQueries:
         """Pin one snapshot for every read that follows (call first)."""
         if self.dialect == "postgresql":
             self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            self.session.execute(text("SET LOCAL work_mem = '64MB'"))
+        reader.tune(self.session)
 
     def period_range(self, tree_size: int, period_from: dt.datetime | None,
                      period_to: dt.datetime | None) -> tuple[int, int]:
@@ -97,32 +97,36 @@ class ExportQueries:
 
     def journal(self, first: int, last: int) -> Iterator[reader.EntryRecord]:
         """Sealed entries first..last with their stored leaf hashes, in sequence order."""
+        a, b = reader.bind(self.dialect, "a"), reader.bind(self.dialect, "b")
         sql = (f"SELECT l.seq, l.leaf_hash, NULL, {reader.entry_columns(self.dialect)} FROM journal_leaves l "
                f"JOIN ledger_entries e ON e.id = l.entry_id {reader.POSTING_JOINS} "
-               "WHERE l.seq >= :a AND l.seq <= :b ORDER BY l.seq, p.id")
+               f"WHERE l.seq >= {a} AND l.seq <= {b} ORDER BY l.seq, p.id")
         return reader.stream(self.session, sql, {"a": first, "b": last})
 
     def statement_lines(self, first: int, last: int, period_from: dt.datetime | None,
-                        period_to: dt.datetime | None) -> Iterator[tuple[Any, ...]]:
+                        period_to: dt.datetime | None) -> Iterator[Sequence[Any]]:
         """Posted postings recorded in the period, by account, then sequence, then
         posting id: (account_id, seq, entry_id, posting_id, side, amount, recorded_at,
-        effective_at, kind, description)."""
-        eff = reader.time_column(self.dialect, "e.effective_at")
-        rec = reader.time_column(self.dialect, "e.recorded_at")
-        clauses, params = ["l.seq >= :a", "l.seq <= :b", "NOT p.pending"], {"a": first, "b": last}
+        description). A posting's recorded_at is its entry's."""
+        def bind(name: str) -> str:
+            return reader.bind(self.dialect, name)
+
+        rec = reader.time_column(self.dialect, "p.recorded_at")
+        clauses = [f"l.seq >= {bind('a')}", f"l.seq <= {bind('b')}", "NOT p.pending"]
+        params: dict[str, Any] = {"a": first, "b": last}
         if period_from is not None:
-            clauses.append("e.recorded_at >= :f")
+            clauses.append(f"p.recorded_at >= {bind('f')}")
             params["f"] = self._t(period_from)
         if period_to is not None:
-            clauses.append("e.recorded_at < :t")
+            clauses.append(f"p.recorded_at < {bind('t')}")
             params["t"] = self._t(period_to)
-        result = self.session.execute(text(
-            f"SELECT p.account_id, l.seq, e.id, p.id, p.side, p.amount, {rec}, {eff}, e.kind, e.description "
-            "FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id "
-            f"JOIN ledger_postings p ON p.entry_id = e.id WHERE {' AND '.join(clauses)} "
-            "ORDER BY p.account_id, l.seq, p.id").execution_options(stream_results=True, yield_per=10_000), params)
+        result = reader.rows(self.session, (
+            f"SELECT p.account_id, l.seq, l.entry_id, p.id, p.side, p.amount, {rec}, e.description "
+            "FROM journal_leaves l JOIN ledger_postings p ON p.entry_id = l.entry_id "
+            f"JOIN ledger_entries e ON e.id = l.entry_id WHERE {' AND '.join(clauses)} "
+            "ORDER BY p.account_id, l.seq, p.id"), params)
         if self.dialect == "postgresql":
-            yield from (tuple(r) for r in result)
+            yield from result
         else:
             for r in result:
-                yield (*r[:6], reader.sqlite_time(r[6]), reader.sqlite_time(r[7]), r[8], r[9])
+                yield (*r[:6], reader.sqlite_time(r[6]), r[7])

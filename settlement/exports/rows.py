@@ -28,7 +28,7 @@ JOURNAL_COLUMNS = ("seq", "entry_id", "idempotency_key", "kind", "effective_at",
 TRIAL_BALANCE_COLUMNS = ("account_id", "account_code", "currency", "type", "opening_debit", "opening_credit",
                          "debit", "credit", "closing_debit", "closing_credit")
 STATEMENT_COLUMNS = ("account_code", "currency", "line", "seq", "entry_id", "posting_id", "recorded_at",
-                     "effective_at", "kind", "description", "debit", "credit", "balance")
+                     "description", "debit", "credit", "balance")
 
 
 def file_name(report: str, fmt: str) -> str:
@@ -64,6 +64,16 @@ class JournalLine:
     exchange_rate: Decimal | None = None
 
 
+#: An entry as the writers take it: (seq, entry_id, idempotency_key, kind, effective_at,
+#: recorded_at, description, metadata as canonical JSON, reverses_entry_id, hold_id,
+#: leaf hash hex).
+EntryFields = tuple[int, int, str, str, str, str, str, str, int | None, int | None, str]
+#: A posting as the writers take it: (posting_id, account_id, account_code, side,
+#: amount, currency, pending, reporting amount, exchange rate); the last two are
+#: the SAF-T conversion (None otherwise).
+PostingFields = tuple[int, int, str, str, int, str, bool, int | None, Decimal | None]
+
+
 @dataclass(slots=True)
 class BalanceLine:
     """One account of the trial balance. Opening and closing are net balances
@@ -92,8 +102,6 @@ class StatementLine:
     entry_id: int | None = None
     posting_id: int | None = None
     recorded_at: str | None = None
-    effective_at: str | None = None
-    kind: str | None = None
     description: str | None = None
     side: str | None = None
     amount: int | None = None

@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
-from settlement.exports.rows import BalanceLine, JournalLine, StatementLine, format_amount
+from settlement.exports.rows import BalanceLine, EntryFields, PostingFields, StatementLine, format_amount
 from settlement.exports.writers import split_net
 
 NAMESPACE = "urn:settlement:saf-t-style:1"
@@ -80,48 +81,42 @@ class SaftWriter:
         self._header_fields = (created_at, period_from, period_to)
         self._body_path = path.with_name(path.name + ".body")
         self._body: IO[str] = self._body_path.open("w", encoding="utf-8", newline="\n")
-        self._open_seq: int | None = None
         self._open_statement = False
 
     # -- journal ----------------------------------------------------------------------
 
-    def journal(self, line: JournalLine) -> None:
-        write = self._body.write
-        if line.seq != self._open_seq:
-            if self._open_seq is not None:
-                write("</Transaction>\n")
-            self._open_seq = line.seq
-            self.entries += 1
-            date = line.effective_at[:10]
-            write("<Transaction>" + element("TransactionID", line.seq) + element("Period", int(date[5:7]))
-                  + element("PeriodYear", date[:4]) + element("TransactionDate", date)
-                  + element("SourceID", line.idempotency_key) + element("TransactionType", line.kind)
-                  + element("Description", line.description) + element("SystemEntryDate", line.recorded_at)
-                  + element("GLPostingDate", date) + element("SystemID", line.entry_id)
-                  + element("EffectiveAt", line.effective_at) + element("Metadata", line.metadata)
-                  + element("ReversesEntryID", line.reverses_entry_id) + element("HoldID", line.hold_id)
-                  + element("LeafHash", line.leaf_hash) + "\n")
-        if line.posting_id is None:
-            return
-        assert line.amount is not None
-        assert line.currency is not None
-        assert line.reporting_amount is not None
-        assert line.exchange_rate is not None
-        assert self.reporting_currency is not None
-        if line.side == "D":
-            self.total_debit += line.reporting_amount
-        else:
-            self.total_credit += line.reporting_amount
-        tag = "DebitAmount" if line.side == "D" else "CreditAmount"
-        write("<Line>" + element("RecordID", line.posting_id) + element("AccountID", line.account_code)
-              + element("SystemEntryDate", line.recorded_at) + f"<{tag}>"
-              + element("Amount", format_amount(line.reporting_amount, self.reporting_currency))
-              + element("CurrencyCode", line.currency)
-              + element("CurrencyAmount", format_amount(line.amount, line.currency))
-              + element("ExchangeRate", rate_text(line.exchange_rate)) + f"</{tag}>"
-              + element("LedgerAccountID", line.account_id)
-              + element("Pending", "true" if line.pending else "false") + "</Line>\n")
-        self.rows += 1
+    def journal(self, entry: EntryFields, postings: Sequence[PostingFields]) -> None:
+        seq, entry_id, key, kind, effective, recorded, description, metadata, reverses, hold, leaf = entry
+        date = effective[:10]
+        parts = ["<Transaction>" + element("TransactionID", seq) + element("Period", int(date[5:7]))
+                 + element("PeriodYear", date[:4]) + element("TransactionDate", date) + element("SourceID", key)
+                 + element("TransactionType", kind) + element("Description", description)
+                 + element("SystemEntryDate", recorded) + element("GLPostingDate", date)
+                 + element("SystemID", entry_id) + element("EffectiveAt", effective) + element("Metadata", metadata)
+                 + element("ReversesEntryID", reverses) + element("HoldID", hold) + element("LeafHash", leaf) + "\n"]
+        self.entries += 1
+        for posting_id, account_id, code, side, amount, currency, pending, reporting, rate in postings:
+            assert reporting is not None
+            assert rate is not None
+            assert self.reporting_currency is not None
+            if side == "D":
+                self.total_debit += reporting
+            else:
+                self.total_credit += reporting
+            tag = "DebitAmount" if side == "D" else "CreditAmount"
+            parts.append("<Line>" + element("RecordID", posting_id) + element("AccountID", code)
+                         + element("SystemEntryDate", recorded) + f"<{tag}>"
+                         + element("Amount", format_amount(reporting, self.reporting_currency))
+                         + element("CurrencyCode", currency)
+                         + element("CurrencyAmount", format_amount(amount, currency))
+                         + element("ExchangeRate", rate_text(rate)) + f"</{tag}>"
+                         + element("LedgerAccountID", account_id)
+                         + element("Pending", "true" if pending else "false") + "</Line>\n")
+            self.rows += 1
+        if not postings:
+            self.rows += 1
+        parts.append("</Transaction>\n")
+        self._body.write("".join(parts))
 
     # -- trial balance ----------------------------------------------------------------
 
@@ -160,14 +155,11 @@ class SaftWriter:
             tag = "DebitAmount" if line.side == "D" else "CreditAmount"
             write("<Line>" + element("TransactionID", line.seq) + element("SystemID", line.entry_id)
                   + element("RecordID", line.posting_id) + element("SystemEntryDate", line.recorded_at)
-                  + element("EffectiveAt", line.effective_at) + element("TransactionType", line.kind)
                   + element("Description", line.description) + element(tag, format_amount(line.amount, c))
                   + element("Balance", balance) + "</Line>\n")
         self.rows += 1
 
     def close(self) -> None:
-        if self._open_seq is not None:
-            self._body.write("</Transaction>\n")
         self._body.close()
         with self.path.open("w", encoding="utf-8", newline="\n") as out:
             created_at, period_from, period_to = self._header_fields

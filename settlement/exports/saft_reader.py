@@ -101,8 +101,8 @@ class SaftJournal:
 
 
 def _line(base: dict[str, Any], metadata: Any, line: Element | None, reporting_currency: str | None) -> Any:
-    doc = dict(base, posting_id=None, account_id=None, account_code=None, debit=None, credit=None, currency=None,
-               pending=None)
+    doc = dict(base, metadata=metadata, posting_id=None, account_id=None, account_code=None, debit=None,
+               credit=None, currency=None, pending=None)
     try:
         rate = reporting = None
         if line is not None:
@@ -149,7 +149,8 @@ def read_statements(path: Path) -> Iterator[Row]:
                 fields = _fields(element)
                 code, currency = fields.get("AccountID"), fields.get("CurrencyCode")
                 common = {"account_code": code, "currency": currency, "seq": None, "entry_id": None,
-                          "posting_id": None, "debit": None, "credit": None}
+                          "posting_id": None, "recorded_at": None, "description": None, "debit": None,
+                          "credit": None}
                 yield where, _statement(dict(common, line="opening", balance=fields.get("OpeningBalance")))
                 number = 0
                 for child in element:
@@ -160,6 +161,7 @@ def read_statements(path: Path) -> Iterator[Row]:
                     yield f"{where} Line {number}", _statement(dict(
                         common, line="posting", balance=line.get("Balance"), seq=line.get("TransactionID"),
                         entry_id=line.get("SystemID"), posting_id=line.get("RecordID"),
+                        recorded_at=line.get("SystemEntryDate"), description=line.get("Description", ""),
                         debit=line.get("DebitAmount"), credit=line.get("CreditAmount")))
                 yield f"{where} ClosingBalance", _statement(dict(common, line="closing",
                                                                  balance=fields.get("ClosingBalance")))

@@ -54,7 +54,7 @@ from settlement.exports.rows import (
     STATEMENTS,
     TRIAL_BALANCE,
     BalanceLine,
-    JournalLine,
+    PostingFields,
     StatementLine,
     file_name,
 )
@@ -218,36 +218,33 @@ class _Run:
         saft = writer if isinstance(writer, SaftWriter) else None
         rates: dict[str, Decimal] = dict(self.request.rates)
         from_text, to_text, moves, progress = self.from_text, self.to_text, self.moves, self.progress
-        entries = postings = 0
+        entries = count = 0
         total = max(0, last - first + 1)
         for record in self.queries.journal(first, last) if total else ():
             assert record.seq is not None
             assert record.stored_leaf is not None
-            leaf = record.stored_leaf.hex()
-            in_period = (from_text is None or record.recorded_at >= from_text) and (
-                to_text is None or record.recorded_at < to_text)
-            base = (record.seq, record.entry_id, record.idempotency_key, record.kind, record.effective_at,
-                    record.recorded_at, record.description, canonical.canonical_json(record.metadata),
-                    record.reverses_entry_id, record.hold_id)
-            if not record.postings:
-                writer.journal(JournalLine(*base, None, None, None, None, None, None, None, leaf))
+            recorded = record.recorded_at
+            in_period = (from_text is None or recorded >= from_text) and (to_text is None or recorded < to_text)
+            entry = (record.seq, record.entry_id, record.idempotency_key, record.kind, record.effective_at, recorded,
+                     record.description, canonical.canonical_json(record.metadata) if record.metadata else "{}",
+                     record.reverses_entry_id, record.hold_id, record.stored_leaf.hex())
+            postings: list[PostingFields] = []
             for posting_id, account_id, code, side, amount, currency, pending in record.postings:
-                line = JournalLine(*base, posting_id, account_id, code, side, amount, currency, pending, leaf)
-                if saft is not None:
-                    _convert(saft, line, rates)
-                writer.journal(line)
+                reporting, rate = _convert(saft, currency, amount, rates) if saft is not None else (None, None)
+                postings.append((posting_id, account_id, code, side, amount, currency, pending, reporting, rate))
                 if in_period and not pending:
                     move = moves.get(account_id)
                     if move is None:
                         move = moves[account_id] = [0, 0]
                     move[0 if side == "D" else 1] += amount
+            writer.journal(entry, postings)
             entries += 1
-            postings += len(record.postings)
+            count += len(postings)
             if progress is not None and entries % 5000 == 0:
                 progress(JOURNAL, entries, total)
         if progress is not None:
             progress(JOURNAL, entries, total)
-        return entries, postings
+        return entries, count
 
     def _trial_balance(self, accounts: dict[int, tuple[str, str, str]],
                        opening: dict[int, tuple[int, int]]) -> dict[int, BalanceLine]:
@@ -275,10 +272,10 @@ class _Run:
             running = sign * balance.opening
             writer.statement(StatementLine(code, currency, "opening", running))
             while row is not None and row[0] == account_id:
-                _, seq, entry_id, posting_id, side, amount, recorded, effective, entry_kind, text = row
+                _, seq, entry_id, posting_id, side, amount, recorded, text = row
                 running += sign * (amount if side == "D" else -amount)
                 writer.statement(StatementLine(code, currency, "posting", running, seq, entry_id, posting_id,
-                                               recorded, effective, entry_kind, text or "", side, amount))
+                                               recorded, text or "", side, amount))
                 done += 1
                 row = next(rows, None)
             writer.statement(StatementLine(code, currency, "closing", running))
@@ -288,22 +285,23 @@ class _Run:
             raise RuntimeError(f"statement line for account {row[0]} outside the trial balance")
 
 
-def _convert(saft: SaftWriter, line: JournalLine, rates: dict[str, Decimal]) -> None:
-    currency, amount = line.currency, line.amount
-    assert currency is not None
-    assert amount is not None
+_ONE = Decimal(1)
+
+
+def _convert(saft: SaftWriter, currency: str, amount: int, rates: dict[str, Decimal]) -> tuple[int, Decimal]:
+    """(amount in the reporting currency, rate): the posting's amount x rate, rounded
+    half-even to the reporting currency's places (the first currency seen is the
+    reporting one when none was given)."""
     if saft.reporting_currency is None:
         saft.reporting_currency = currency
     reporting = saft.reporting_currency
     if currency == reporting:
-        line.exchange_rate, line.reporting_amount = Decimal(1), amount
-        return
+        return amount, _ONE
     rate = rates.get(currency)
     if rate is None:
         raise MissingExchangeRate(f"postings in {currency} need a rate to the reporting currency {reporting} "
                                   f"(--rate {currency}=...)", currency=currency, reporting=reporting)
-    line.exchange_rate = rate
-    line.reporting_amount = apply_rate(amount, rate, currency, reporting)
+    return apply_rate(amount, rate, currency, reporting), rate
 
 
 def archive(directory: Path, target: Path) -> tuple[str, int]:

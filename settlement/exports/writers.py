@@ -1,10 +1,11 @@
 """Writers of the three reports as CSV (RFC 4180, UTF-8, a header row) and JSON Lines
-(one object per line). Each writer streams: it holds one row at a time."""
+(one object per line). Each writer streams: it holds one entry at a time."""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -13,7 +14,8 @@ from settlement.exports.rows import (
     STATEMENT_COLUMNS,
     TRIAL_BALANCE_COLUMNS,
     BalanceLine,
-    JournalLine,
+    EntryFields,
+    PostingFields,
     StatementLine,
     format_amount,
 )
@@ -24,7 +26,7 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 class ReportWriter(Protocol):
     rows: int
 
-    def journal(self, line: JournalLine) -> None: ...
+    def journal(self, entry: EntryFields, postings: Sequence[PostingFields]) -> None: ...
 
     def balance(self, line: BalanceLine) -> None: ...
 
@@ -57,14 +59,21 @@ class CsvWriter:
         self._csv.writerow(columns)
         self.rows = 0
 
-    def journal(self, line: JournalLine) -> None:
-        debit, credit = _sides(line.side, line.amount, line.currency)
-        self._csv.writerow((line.seq, line.entry_id, line.idempotency_key, line.kind, line.effective_at,
-                            line.recorded_at, line.description, line.metadata, _opt(line.reverses_entry_id),
-                            _opt(line.hold_id), _opt(line.posting_id), _opt(line.account_id),
-                            _opt(line.account_code), _opt(debit), _opt(credit), _opt(line.currency),
-                            "" if line.pending is None else ("true" if line.pending else "false"), line.leaf_hash))
-        self.rows += 1
+    def journal(self, entry: EntryFields, postings: Sequence[PostingFields]) -> None:
+        seq, entry_id, key, kind, effective, recorded, description, metadata, reverses, hold, leaf = entry
+        head = (seq, entry_id, key, kind, effective, recorded, description, metadata,
+                "" if reverses is None else reverses, "" if hold is None else hold)
+        if not postings:
+            self._csv.writerow((*head, "", "", "", "", "", "", "", leaf))
+            self.rows += 1
+            return
+        rows = []
+        for posting_id, account_id, code, side, amount, currency, pending, _, _ in postings:
+            text = format_amount(amount, currency)
+            rows.append((*head, posting_id, account_id, code, text if side == "D" else "",
+                         "" if side == "D" else text, currency, "true" if pending else "false", leaf))
+        self._csv.writerows(rows)
+        self.rows += len(rows)
 
     def balance(self, line: BalanceLine) -> None:
         c = line.currency
@@ -76,9 +85,8 @@ class CsvWriter:
     def statement(self, line: StatementLine) -> None:
         debit, credit = _sides(line.side, line.amount, line.currency)
         self._csv.writerow((line.account_code, line.currency, line.line, _opt(line.seq), _opt(line.entry_id),
-                            _opt(line.posting_id), _opt(line.recorded_at), _opt(line.effective_at),
-                            _opt(line.kind), _opt(line.description), _opt(debit), _opt(credit),
-                            format_amount(line.balance, line.currency)))
+                            _opt(line.posting_id), _opt(line.recorded_at), _opt(line.description), _opt(debit),
+                            _opt(credit), format_amount(line.balance, line.currency)))
         self.rows += 1
 
     def close(self) -> None:
@@ -90,17 +98,27 @@ class JsonLinesWriter:
         self._handle: IO[str] = path.open("w", encoding="utf-8", newline="\n")
         self.rows = 0
 
-    def journal(self, line: JournalLine) -> None:
-        debit, credit = _sides(line.side, line.amount, line.currency)
-        rest = _JSON.encode({
-            "seq": line.seq, "entry_id": line.entry_id, "idempotency_key": line.idempotency_key, "kind": line.kind,
-            "effective_at": line.effective_at, "recorded_at": line.recorded_at, "description": line.description,
-            "reverses_entry_id": line.reverses_entry_id, "hold_id": line.hold_id, "posting_id": line.posting_id,
-            "account_id": line.account_id, "account_code": line.account_code, "debit": debit, "credit": credit,
-            "currency": line.currency, "pending": line.pending, "leaf_hash": line.leaf_hash})
+    def journal(self, entry: EntryFields, postings: Sequence[PostingFields]) -> None:
+        seq, entry_id, key, kind, effective, recorded, description, metadata, reverses, hold, leaf = entry
         # metadata is already canonical JSON text: splice it in rather than parse it again.
-        self._handle.write('{"metadata":' + line.metadata + "," + rest[1:] + "\n")
-        self.rows += 1
+        head = '{"metadata":' + metadata + "," + _JSON.encode({
+            "seq": seq, "entry_id": entry_id, "idempotency_key": key, "kind": kind, "effective_at": effective,
+            "recorded_at": recorded, "description": description, "reverses_entry_id": reverses, "hold_id": hold,
+            "leaf_hash": leaf})[1:-1] + ","
+        if not postings:
+            self._handle.write(head + '"posting_id":null,"account_id":null,"account_code":null,"debit":null,'
+                                      '"credit":null,"currency":null,"pending":null}\n')
+            self.rows += 1
+            return
+        lines = []
+        for posting_id, account_id, code, side, amount, currency, pending, _, _ in postings:
+            text = format_amount(amount, currency)
+            lines.append(head + _JSON.encode({
+                "posting_id": posting_id, "account_id": account_id, "account_code": code,
+                "debit": text if side == "D" else None, "credit": None if side == "D" else text,
+                "currency": currency, "pending": pending})[1:] + "\n")
+        self._handle.write("".join(lines))
+        self.rows += len(lines)
 
     def balance(self, line: BalanceLine) -> None:
         c = line.currency
@@ -115,9 +133,8 @@ class JsonLinesWriter:
         debit, credit = _sides(line.side, line.amount, line.currency)
         self._write({"account_code": line.account_code, "currency": line.currency, "line": line.line,
                      "seq": line.seq, "entry_id": line.entry_id, "posting_id": line.posting_id,
-                     "recorded_at": line.recorded_at, "effective_at": line.effective_at, "kind": line.kind,
-                     "description": line.description, "debit": debit, "credit": credit,
-                     "balance": format_amount(line.balance, line.currency)})
+                     "recorded_at": line.recorded_at, "description": line.description, "debit": debit,
+                     "credit": credit, "balance": format_amount(line.balance, line.currency)})
 
     def _write(self, doc: dict[str, Any]) -> None:
         self._handle.write(_JSON.encode(doc) + "\n")

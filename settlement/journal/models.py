@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from settlement.db.base import Base
@@ -37,7 +37,8 @@ class JournalLeaf(Base):
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ledger_entries.id"), unique=True)
+    #: The sealed ledger entry (checked per batch by a trigger, not a foreign key).
+    entry_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
     chain_hash: Mapped[bytes] = mapped_column(LargeBinary)
     sealed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

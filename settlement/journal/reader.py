@@ -23,7 +23,7 @@ from settlement.journal.canonical import encode_fields, format_time
 _PG_TIME = "to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 #: Columns after the caller's three leading ones (seq, stored leaf hash, anything).
-ENTRY_COLUMNS = ("e.id, e.idempotency_key, e.kind, {eff}, {rec}, e.description, e.metadata, e.reverses_entry_id, "
+ENTRY_COLUMNS = ("e.id, e.idempotency_key, e.kind, {eff}, {rec}, e.description, {meta}, e.reverses_entry_id, "
                  "e.hold_id, p.id, p.account_id, a.code, p.side, p.amount, p.currency, p.pending")
 #: Joins from an ``e`` (entries) relation to its postings and their accounts;
 #: entries without postings (a hold's void or expiry) come through once.
@@ -38,8 +38,11 @@ def time_column(dialect: str, column: str) -> str:
 
 
 def entry_columns(dialect: str) -> str:
+    # Metadata travels as text and is parsed once per entry (and not at all when
+    # empty), not once per posting row by the driver.
     return ENTRY_COLUMNS.format(eff=time_column(dialect, "e.effective_at"),
-                                rec=time_column(dialect, "e.recorded_at"))
+                                rec=time_column(dialect, "e.recorded_at"),
+                                meta="e.metadata::text" if dialect == "postgresql" else "e.metadata")
 
 
 @dataclass(slots=True)
@@ -98,7 +101,9 @@ def group(rows: Iterable[Sequence[Any]], dialect: str) -> Iterator[EntryRecord]:
                                       stored_leaf=None if stored is None else bytes(stored), extra=extra,
                                       missing=True)
                 continue
-            if isinstance(metadata, str):
+            if metadata == "{}" or metadata is None:
+                metadata = {}
+            elif isinstance(metadata, str):
                 metadata = json.loads(metadata)
             current = EntryRecord(
                 entry_id, key, kind, eff if postgres else sqlite_time(eff), rec if postgres else sqlite_time(rec),
@@ -110,8 +115,41 @@ def group(rows: Iterable[Sequence[Any]], dialect: str) -> Iterator[EntryRecord]:
         yield current
 
 
-def stream(session: Session, sql: str, params: Mapping[str, Any], *, chunk: int = 10_000) -> Iterator[EntryRecord]:
-    """Run ``sql`` (selecting the columns :func:`group` takes) with a server-side
-    cursor and yield entries as they arrive: memory stays flat."""
-    result = session.execute(text(sql).execution_options(stream_results=True, yield_per=chunk), dict(params))
-    yield from group(result, session.get_bind().dialect.name)
+def bind(dialect: str, name: str) -> str:
+    """A bound parameter in SQL given to :func:`rows` (psycopg style on PostgreSQL)."""
+    return f"%({name})s" if dialect == "postgresql" else f":{name}"
+
+
+def tune(session: Session) -> None:
+    """Settings for the big reads of this transaction (PostgreSQL): sort in memory,
+    and plan cursors for reading everything rather than the first rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+
+
+def rows(session: Session, sql: str, params: Mapping[str, Any], *, server_side: bool = True,
+         chunk: int = 20_000) -> Iterator[Sequence[Any]]:
+    """Rows of ``sql`` (parameters written with :func:`bind`) in the session's
+    transaction. On PostgreSQL they come straight from psycopg, through a named
+    (server-side) cursor when ``server_side`` so memory stays flat: at a million
+    rows SQLAlchemy's row objects cost more than the rest of the work."""
+    if session.get_bind().dialect.name != "postgresql":
+        options = {"stream_results": True, "yield_per": chunk} if server_side else {}
+        yield from session.execute(text(sql).execution_options(**options), dict(params))
+        return
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    cursor = connection.cursor(name="settlement_journal_read") if server_side else connection.cursor()
+    try:
+        if server_side:
+            cursor.itersize = chunk
+        cursor.execute(sql, dict(params))
+        yield from cursor
+    finally:
+        cursor.close()
+
+
+def stream(session: Session, sql: str, params: Mapping[str, Any]) -> Iterator[EntryRecord]:
+    """Entries of ``sql`` (selecting the columns :func:`group` takes) as they arrive."""
+    yield from group(rows(session, sql, params), session.get_bind().dialect.name)

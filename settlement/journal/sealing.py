@@ -51,17 +51,17 @@ h AS MATERIALIZED (
     SELECT LEAST(pg_snapshot_xmax(s.snap)::text::bigint, (
         SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
          WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                            WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+                            WHERE a.backend_xid::text::bigint = x::text::bigint %% 4294967296
                               AND a.datname IS DISTINCT FROM current_database())
            AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p
-                            WHERE p.transaction::text::bigint = x::text::bigint % 4294967296
+                            WHERE p.transaction::text::bigint = x::text::bigint %% 4294967296
                               AND p.database <> current_database()))) AS horizon
       FROM s
 ),
 todo AS MATERIALIZED (
     SELECT e.id, e.tx_id FROM ledger_entries e, h
-     WHERE e.tx_id >= :tx AND (e.tx_id > :tx OR e.id > :id) AND e.tx_id < h.horizon
-     ORDER BY e.tx_id, e.id LIMIT :limit
+     WHERE e.tx_id >= %(tx)s AND (e.tx_id > %(tx)s OR e.id > %(id)s) AND e.tx_id < h.horizon
+     ORDER BY e.tx_id, e.id LIMIT %(limit)s
 )
 SELECT NULL::bigint, NULL::bytea, t.tx_id, {columns}
   FROM todo t JOIN ledger_entries e ON e.id = t.id {joins}
@@ -91,8 +91,11 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
     for them to count). Safe to call from any number of workers at once."""
     if not store.try_lock():
         return SealResult(0, 0, busy=True)
+    reader.tune(store.session)
     last = store.last_leaf()
-    rows = store.session.execute(*_unsealed_query(store, last, limit))
+    sql, params = _unsealed_query(store, last, limit)
+    # A batch is bounded by ``limit``: read it whole (a client-side cursor is faster).
+    rows = reader.rows(store.session, sql, params, server_side=False)
     seq = last.seq if last else 0
     chain = last.chain_hash if last else ZERO_HASH
     leaves: list[tuple[int, int, bytes, bytes]] = []
@@ -108,16 +111,14 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
     return SealResult(len(leaves), seq)
 
 
-def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> tuple[Any, dict[str, Any]]:
-    from sqlalchemy import text
-
+def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> tuple[str, dict[str, Any]]:
     columns = reader.entry_columns(store.dialect)
     if store.postgres:
         sql = _PG_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
         tx = last.tx_id if last and last.tx_id is not None else -1
-        return text(sql), {"tx": tx, "id": last.entry_id if last else 0, "limit": limit}
+        return sql, {"tx": tx, "id": last.entry_id if last else 0, "limit": limit}
     sql = _SQLITE_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
-    return text(sql), {"id": last.entry_id if last else 0, "limit": limit}
+    return sql, {"id": last.entry_id if last else 0, "limit": limit}
 
 
 def extend_nodes(store: JournalStore, first_index: int, new_hashes: Sequence[bytes]) -> None:

@@ -146,8 +146,9 @@ class Journal:
         """The canonical bytes of the entry sealed as leaf ``seq``, read from the ledger now."""
         sql = (f"SELECT l.seq, l.leaf_hash, NULL, {reader.entry_columns(self.store.dialect)} FROM journal_leaves l "
                f"LEFT JOIN ledger_entries e ON e.id = l.entry_id {reader.POSTING_JOINS} "
-               "WHERE l.seq = :s ORDER BY p.id")
-        entries = list(reader.stream(self.session, sql, {"s": seq}))
+               f"WHERE l.seq = {reader.bind(self.store.dialect, 's')} ORDER BY p.id")
+        entries = list(reader.group(reader.rows(self.session, sql, {"s": seq}, server_side=False),
+                                    self.store.dialect))
         if not entries or entries[0].missing:
             raise EntryNotSealed(f"leaf {seq} names an entry the ledger does not have", seq=seq)
         return entries[0].canonical()
