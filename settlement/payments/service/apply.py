@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from settlement.fx.conversion import FxTerms
-from settlement.ledger import EntrySpec, HoldStatus, Ledger, credit, debit
+from settlement.ledger import EntrySpec, HoldStatus, Ledger, LedgerError, credit, debit
 from settlement.payments import accounts, events
 from settlement.payments.booking import Split, entry, ledger_key, split_capture, split_postings
 from settlement.payments.models import AttemptState, CaptureMethod, Operation, Payment, PaymentAttempt, PaymentState
@@ -62,13 +64,48 @@ def _metadata(payment: Payment, attempt: PaymentAttempt) -> dict[str, str]:
     return meta
 
 
+_WRITES = "settlement.payments.ledger_writes"
+
+
+def _at_commit(session: Session, write: Callable[[Ledger], None]) -> None:
+    """Run ``write`` when ``session`` commits, after everything else it wrote.
+
+    The ledger locks its accounts (the rail's receivable, clearing, commission: rows
+    every payment shares) until the commit; writing it last keeps those locks for
+    the ledger's own statements and the commit only, not for the payment's."""
+    writes: list[Callable[[Ledger], None]] | None = session.info.get(_WRITES)
+    if writes is None:
+        writes = session.info[_WRITES] = []
+        if not session.info.get(_WRITES + ".hooked"):
+            session.info[_WRITES + ".hooked"] = True
+            event.listen(session, "before_commit", _write_ledger)
+    writes.append(write)
+
+
+def _write_ledger(session: Session) -> None:
+    writes = session.info.pop(_WRITES, None)
+    if not writes:
+        return
+    session.flush()
+    ledger = Ledger(session)
+    try:
+        for write in writes:
+            write(ledger)
+    except LedgerError as error:
+        # Never commit the payment's side without its ledger side.
+        error.durable = False
+        raise
+
+
 def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: PaymentTerms,
-                  now: dt.datetime) -> tuple[Payment, PaymentAttempt]:
-    """Record ``outcome`` for the attempt (see the module docstring)."""
-    attempt = session.get(PaymentAttempt, attempt_id)
+                  now: dt.datetime, *, payment_id: int | None = None) -> tuple[Payment, PaymentAttempt]:
+    """Record ``outcome`` for the attempt (see the module docstring). The ledger
+    entries are written when the session commits, last."""
+    if payment_id is None:
+        payment_id = session.scalars(select(PaymentAttempt.payment_id).where(PaymentAttempt.id == attempt_id)).one()
+    payment = get_payment(session, payment_id, lock=True)
+    attempt = session.get(PaymentAttempt, attempt_id, populate_existing=True)
     assert attempt is not None, f"attempt {attempt_id} vanished"
-    payment = get_payment(session, attempt.payment_id, lock=True)
-    session.refresh(attempt)
     if attempt.state in (AttemptState.SUCCEEDED.value, AttemptState.FAILED.value):
         if outcome.kind in (Kind.SUCCEEDED, Kind.FAILED) and outcome.kind.value != attempt.state:
             log.warning("attempt %s was settled %s; a later answer says %s", attempt.id, attempt.state, outcome.kind)
@@ -109,9 +146,10 @@ def _fail(session: Session, payment: Payment, attempt: PaymentAttempt, outcome: 
         payment.failure_message = attempt.failure_message
         events.payment_event(session, payment, "failed", attempt)
     elif attempt.operation == Operation.REFUND.value:
-        if attempt.hold_id is not None:
-            Ledger(session).void_hold(ledger_key(attempt.id, "release"), attempt.hold_id,
-                                      description=f"refund {attempt.id} refused by the rail")
+        hold_id = attempt.hold_id
+        if hold_id is not None:
+            _at_commit(session, lambda ledger: _void(ledger, ledger_key(attempt.id, "release"), hold_id,
+                                                     f"refund {attempt.id} refused by the rail"))
         events.refund_event(session, payment, attempt, "failed")
 
 
@@ -119,18 +157,17 @@ def _succeed(session: Session, payment: Payment, attempt: PaymentAttempt, outcom
              now: dt.datetime) -> None:
     attempt.state = AttemptState.SUCCEEDED.value
     attempt.failure_code = attempt.failure_message = None
-    ledger = Ledger(session)
     operation = Operation(attempt.operation)
     if operation is Operation.AUTHORIZE:
-        _authorized(ledger, payment, attempt, outcome, terms=terms, now=now)
+        _authorized(session, payment, attempt, outcome, terms=terms, now=now)
     elif operation is Operation.CAPTURE:
-        _captured(ledger, payment, attempt, now)
+        _captured(session, payment, attempt, now)
         events.payment_event(session, payment, "captured", attempt)
     elif operation is Operation.VOID:
-        _voided(ledger, payment, attempt, now)
+        _voided(session, payment, attempt)
         events.payment_event(session, payment, "voided", attempt)
     else:
-        _refunded(ledger, payment, attempt)
+        _refunded(session, payment, attempt)
     if operation in (Operation.CAPTURE, Operation.REFUND) or (
             operation is Operation.AUTHORIZE and payment.capture_method == CaptureMethod.AUTOMATIC.value):
         # What the rail now owes (or takes back): matched later against its settlement file.
@@ -147,7 +184,12 @@ def _succeed(session: Session, payment: Payment, attempt: PaymentAttempt, outcom
         events.refund_event(session, payment, attempt, "succeeded")
 
 
-def _authorized(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, *,
+def _void(ledger: Ledger, key: str, hold_id: int, description: str) -> None:
+    if ledger.get_hold(hold_id).status is HoldStatus.PENDING:
+        ledger.void_hold(key, hold_id, description=description)
+
+
+def _authorized(session: Session, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, *,
                 terms: PaymentTerms, now: dt.datetime) -> None:
     cur = payment.currency
     if outcome.result is not None and outcome.result.rail_reference:
@@ -157,20 +199,26 @@ def _authorized(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, outco
     meta = _metadata(payment, attempt)
     if payment.capture_method == CaptureMethod.AUTOMATIC.value:
         split = split_capture(attempt.amount, Decimal(payment.commission_rate), fx_terms(payment))
-        ledger.post_batch([
-            entry(ledger_key(attempt.id, "capture"), "payment.capture",
-                  [debit(receivable, attempt.amount, cur), credit(clearing, attempt.amount, cur)],
-                  description=f"sale of payment {payment.id}", metadata=meta),
-            _split_entry(payment, attempt, split, meta)])
+        entries = [entry(ledger_key(attempt.id, "capture"), "payment.capture",
+                         [debit(receivable, attempt.amount, cur), credit(clearing, attempt.amount, cur)],
+                         description=f"sale of payment {payment.id}", metadata=meta),
+                   _split_entry(payment, attempt, split, meta)]
+        def book(ledger: Ledger) -> None:
+            ledger.post_batch(entries)
+        _at_commit(session, book)
         payment.amount_captured = attempt.amount
         _add_split(payment, split)
         return
     expires = now + dt.timedelta(seconds=terms.hold_timeout_seconds)
-    held = ledger.create_hold(ledger_key(attempt.id, "hold"), debit=receivable, credit=clearing,
-                              amount=attempt.amount, currency=cur, expires_at=expires, kind="payment.authorization",
-                              description=f"authorization of payment {payment.id}", metadata=meta)
-    payment.hold_id = held.hold.id
     payment.authorization_expires_at = expires
+
+    def hold(ledger: Ledger) -> None:
+        held = ledger.create_hold(ledger_key(attempt.id, "hold"), debit=receivable, credit=clearing,
+                                  amount=attempt.amount, currency=cur, expires_at=expires,
+                                  kind="payment.authorization", description=f"authorization of payment {payment.id}",
+                                  metadata=meta)
+        payment.hold_id = held.hold.id
+    _at_commit(session, hold)
 
 
 def _split_entry(payment: Payment, attempt: PaymentAttempt, split: Split, meta: dict[str, str]) -> EntrySpec:
@@ -186,58 +234,67 @@ def _add_split(payment: Payment, split: Split) -> None:
     payment.fx_mid_captured += split.fx_mid
 
 
-def _captured(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
+def _captured(session: Session, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
     cur = payment.currency
     meta = _metadata(payment, attempt)
     remaining = remaining_authorized(payment) - attempt.amount
     keep = remaining > 0 and not attempt.final
-    hold = ledger.get_hold(payment.hold_id) if payment.hold_id is not None else None
-    if hold is not None and hold.status is HoldStatus.PENDING and (hold.expires_at is None or hold.expires_at > now):
-        posted = ledger.post_hold(ledger_key(attempt.id, "post"), hold.id, attempt.amount, keep_remainder=keep,
-                                  description=f"capture {attempt.id} of payment {payment.id}", metadata=meta)
-        payment.hold_id = posted.continuation.id if posted.continuation is not None else None
-    else:
-        # The ledger released the hold (it expired) but the rail captured: book the
-        # capture outright.
-        log.warning("payment %s captured at the rail after its ledger hold ended", payment.id)
-        ledger.post(entry(ledger_key(attempt.id, "post"), "payment.capture",
-                          [debit(accounts.receivable(payment.rail, cur), attempt.amount, cur),
-                           credit(accounts.clearing(cur), attempt.amount, cur)],
-                          description=f"capture {attempt.id} of payment {payment.id}", metadata=meta))
-        payment.hold_id = None
-        keep = remaining > 0
     split = split_capture(attempt.amount, Decimal(payment.commission_rate), fx_terms(payment))
-    ledger.post(_split_entry(payment, attempt, split, meta))
+    split_entry = _split_entry(payment, attempt, split, meta)
+    hold_id = payment.hold_id
+
+    def book(ledger: Ledger) -> None:
+        hold = ledger.get_hold(hold_id) if hold_id is not None else None
+        if hold is not None and hold.status is HoldStatus.PENDING and (hold.expires_at is None
+                                                                        or hold.expires_at > now):
+            posted = ledger.post_hold(ledger_key(attempt.id, "post"), hold.id, attempt.amount, keep_remainder=keep,
+                                      description=f"capture {attempt.id} of payment {payment.id}", metadata=meta)
+            payment.hold_id = posted.continuation.id if posted.continuation is not None else None
+        else:
+            # The ledger released the hold (it expired) but the rail captured: book the
+            # capture outright.
+            log.warning("payment %s captured at the rail after its ledger hold ended", payment.id)
+            ledger.post(entry(ledger_key(attempt.id, "post"), "payment.capture",
+                              [debit(accounts.receivable(payment.rail, cur), attempt.amount, cur),
+                               credit(accounts.clearing(cur), attempt.amount, cur)],
+                              description=f"capture {attempt.id} of payment {payment.id}", metadata=meta))
+            payment.hold_id = None
+        ledger.post(split_entry)
+    _at_commit(session, book)
     payment.amount_captured += attempt.amount
     _add_split(payment, split)
     if not keep and remaining > 0:
         payment.amount_voided += remaining
 
 
-def _voided(ledger: Ledger, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
+def _voided(session: Session, payment: Payment, attempt: PaymentAttempt) -> None:
     remaining = remaining_authorized(payment)
-    hold = ledger.get_hold(payment.hold_id) if payment.hold_id is not None else None
-    if hold is not None and hold.status is HoldStatus.PENDING:
-        ledger.void_hold(ledger_key(attempt.id, "void"), hold.id, description=f"void of payment {payment.id}",
-                         metadata=_metadata(payment, attempt))
+    hold_id = payment.hold_id
+    if hold_id is not None:
+        _at_commit(session, lambda ledger: _void(ledger, ledger_key(attempt.id, "void"), hold_id,
+                                                 f"void of payment {payment.id}"))
     payment.hold_id = None
     payment.amount_voided += remaining
-    del now
 
 
-def _refunded(ledger: Ledger, payment: Payment, attempt: PaymentAttempt) -> None:
+def _refunded(session: Session, payment: Payment, attempt: PaymentAttempt) -> None:
     meta = _metadata(payment, attempt)
     booking = attempt.booking
     split = Split(int(booking["gross"]), int(booking["commission"]), int(booking["seller"]), int(booking["fx_mid"]))
-    if attempt.hold_id is not None:
-        ledger.post_hold(ledger_key(attempt.id, "post"), attempt.hold_id,
-                         description=f"seller's share of refund {attempt.id}", metadata=meta)
     postings = split_postings(split, currency=payment.currency, settlement_currency=payment.settlement_currency,
                               merchant_id=payment.merchant_id, source=accounts.receivable(payment.rail,
                                                                                            payment.currency),
                               reverse=True)
-    ledger.post(entry(ledger_key(attempt.id, "refund"), "payment.refund", postings,
-                      description=f"refund {attempt.id} of payment {payment.id}", metadata=meta))
+    refund_entry = entry(ledger_key(attempt.id, "refund"), "payment.refund", postings,
+                         description=f"refund {attempt.id} of payment {payment.id}", metadata=meta)
+    hold_id = attempt.hold_id
+
+    def book(ledger: Ledger) -> None:
+        if hold_id is not None:
+            ledger.post_hold(ledger_key(attempt.id, "post"), hold_id,
+                             description=f"seller's share of refund {attempt.id}", metadata=meta)
+        ledger.post(refund_entry)
+    _at_commit(session, book)
     payment.amount_refunded += split.gross
     payment.commission_refunded += split.commission
     payment.seller_refunded += split.seller

@@ -93,6 +93,7 @@ class _Call:
     """What step 2 needs, read in step 1."""
 
     attempt_id: int
+    payment_id: int
     operation: Callable[[], RailResult]
 
 
@@ -111,7 +112,8 @@ def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Paymen
             ) -> tuple[Payment, PaymentAttempt]:
     outcome = outcomes.call(call.operation)
     with unit_of_work(ctx.factory) as session:
-        payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock())
+        payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
+                                                  payment_id=call.payment_id)
         error = refusal_of(attempt)
         hooks.finish(session, result_of(payment, attempt), error)
     if error is not None:
@@ -129,7 +131,7 @@ def _authorize_call(rail: PaymentRail, payment: Payment, attempt: PaymentAttempt
                                method=method_data, capture=payment.capture_method == CaptureMethod.AUTOMATIC.value,
                                description=payment.description or f"payment {payment.id}",
                                metadata={"payment_id": str(payment.id)})
-    return _Call(attempt.id, lambda: rail.authorize(request))
+    return _Call(attempt.id, payment.id, lambda: rail.authorize(request))
 
 
 def create_payment(ctx: Context, command: NewPayment, *, confirm: bool = True,
@@ -175,7 +177,7 @@ def capture(ctx: Context, payment_id: int, amount: int | str | None = None, *, f
         rail = ctx.rails.get(payment.rail)
         request = CaptureRequest(reference=attempt.reference, rail_reference=payment.rail_reference or "",
                                  amount=attempt.amount, currency=payment.currency, final=attempt.final)
-        call = _Call(attempt.id, lambda: rail.capture(request))
+        call = _Call(attempt.id, payment_id, lambda: rail.capture(request))
     return _finish(ctx, call, hooks, _payment)[0]
 
 
@@ -189,7 +191,7 @@ def void(ctx: Context, payment_id: int, *, hooks: Hooks | None = None) -> Paymen
         rail = ctx.rails.get(payment.rail)
         request = VoidRequest(reference=attempt.reference, rail_reference=payment.rail_reference or "",
                               amount=attempt.amount, currency=payment.currency)
-        call = _Call(attempt.id, lambda: rail.void(request))
+        call = _Call(attempt.id, payment_id, lambda: rail.void(request))
     return _finish(ctx, call, hooks, _payment)[0]
 
 
@@ -206,5 +208,5 @@ def refund(ctx: Context, payment_id: int, amount: int | str | None = None, *, re
         rail = ctx.rails.get(payment.rail)
         request = RefundRequest(reference=attempt.reference, rail_reference=payment.rail_reference or "",
                                 amount=attempt.amount, currency=payment.currency, reason=reason)
-        call = _Call(attempt.id, lambda: rail.refund(request))
+        call = _Call(attempt.id, payment_id, lambda: rail.refund(request))
     return _finish(ctx, call, hooks, lambda _payment, attempt: attempt)[1]

@@ -59,6 +59,7 @@ class Report:
 @dataclass(frozen=True)
 class _Due:
     attempt_id: int
+    payment_id: int
     rail: str
     query: QueryRequest
     sale: bool
@@ -86,7 +87,7 @@ def _claim(session: Session, now: dt.datetime, limit: int, rail: str | None) -> 
         attempt.next_check_at = now + _backoff(attempt.checks)
         attempt.checks += 1
         rail_reference = attempt.rail_reference or payment.rail_reference
-        due.append(_Due(attempt.id, payment.rail, QueryRequest(attempt.reference, rail_reference,
+        due.append(_Due(attempt.id, payment.id, payment.rail, QueryRequest(attempt.reference, rail_reference,
                                                                _query_operation(attempt, payment)),
                         payment.capture_method == CaptureMethod.AUTOMATIC.value))
     return due
@@ -108,7 +109,8 @@ def reconcile(ctx: Context, *, limit: int = 200, rail: str | None = None) -> Rep
             continue
         outcome = outcomes.from_query(result, item.query.operation, sale=item.sale)
         with unit_of_work(ctx.factory) as session:
-            _payment, attempt = apply.apply_outcome(session, item.attempt_id, outcome, ctx.terms, ctx.clock())
+            _payment, attempt = apply.apply_outcome(session, item.attempt_id, outcome, ctx.terms, ctx.clock(),
+                                                    payment_id=item.payment_id)
             settled = attempt.state in ("succeeded", "failed")
         (report.settled if settled else report.still_pending).append(item.attempt_id)
     for payout_id, rail_name, query in due_payouts:

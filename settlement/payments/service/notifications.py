@@ -103,7 +103,7 @@ def _settle(ctx: Context, session: Session, notification: Notification) -> str:
         assert payment is not None
         outcome = outcomes.from_query(result, attempt.operation, sale=payment.capture_method == "automatic")
         if outcome.kind is not outcomes.Kind.PENDING:
-            apply.apply_outcome(session, attempt.id, outcome, ctx.terms, ctx.clock())
+            apply.apply_outcome(session, attempt.id, outcome, ctx.terms, ctx.clock(), payment_id=payment.id)
         return "applied" if outcome.kind is not outcomes.Kind.PENDING else "ignored"
     payout = session.scalars(select(Payout).where(Payout.reference == notification.reference)).first()
     if payout is None:
