@@ -20,6 +20,10 @@ from settlement.reconciliation.models import (
     WriteOffApproval,
 )
 
+#: Ids are BIGINT; PostgreSQL text refuses NUL characters.
+MAX_ID = 2**63 - 1
+NO_NUL = r"^[^\x00]*$"
+
 
 class FileOut(BaseModel):
     id: int
@@ -69,7 +73,7 @@ class FileErrorList(BaseModel):
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    file_id: int = Field(ge=1)
+    file_id: int = Field(ge=1, le=MAX_ID)
     #: Compute the outcomes only: book nothing, claim nothing, open no exceptions.
     dry_run: bool = False
 
@@ -224,8 +228,8 @@ class ExceptionList(BaseModel):
 class AssignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignee: str | None = Field(default=None, max_length=200)
-    reason: str | None = Field(default=None, max_length=1000)
+    assignee: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    reason: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
 
 
 class ResolveRequest(BaseModel):
@@ -237,14 +241,14 @@ class ResolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["manual_match", "write_off", "ignore"]
-    reason: str = Field(max_length=1000)
-    expectation_id: int | None = Field(default=None, ge=1)
-    item_id: int | None = Field(default=None, ge=1)
-    line_id: int | None = Field(default=None, ge=1)
-    batch_id: int | None = Field(default=None, ge=1)
+    reason: str = Field(max_length=1000, pattern=NO_NUL)
+    expectation_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    item_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    line_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    batch_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(max_length=1000)
+    reason: str = Field(max_length=1000, pattern=NO_NUL)

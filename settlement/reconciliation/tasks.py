@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from celery import shared_task
+from sqlalchemy.orm import Session
 
 from adapters.registry import default_registry
 from settlement.config import Settings, get_settings
+from settlement.errors import SettlementError
 from settlement.reconciliation import runner
 from settlement.reconciliation.errors import RunInProgress
 from settlement.reconciliation.models import FileKind
@@ -28,9 +30,24 @@ log = logging.getLogger(__name__)
 
 STATEMENT_INBOX = "statement"
 INBOX_ACTOR = "system:inbox"
+IMPORT_FILE = "settlement.reconciliation.import_settlement_file"
+RUN = "settlement.reconciliation.run_reconciliation"
 
 
-@shared_task(base=DatabaseTask, bind=True, name="settlement.reconciliation.import_settlement_file")
+def enqueue(session: Session, name: str, *args: Any) -> None:
+    """Send task ``name`` of the configured Celery app once ``session`` commits."""
+    from settlement.tasks.app import get_celery
+
+    send_after_commit(session, get_celery().tasks[name], *args)
+
+
+def _send(name: str, *args: Any) -> None:
+    from settlement.tasks.app import get_celery
+
+    get_celery().tasks[name].delay(*args)
+
+
+@shared_task(base=DatabaseTask, bind=True, name=IMPORT_FILE)
 def import_settlement_file(self: DatabaseTask, file_id: int) -> dict[str, Any]:
     """Load a registered file (settlement file or statement) into its items."""
     loaded = runner.load_file(task_session_factory(), get_settings(), file_id)
@@ -38,7 +55,7 @@ def import_settlement_file(self: DatabaseTask, file_id: int) -> dict[str, Any]:
             "errors": loaded.error_count, "error_code": loaded.error_code}
 
 
-@shared_task(base=DatabaseTask, bind=True, name="settlement.reconciliation.run_reconciliation")
+@shared_task(base=DatabaseTask, bind=True, name=RUN)
 def run_reconciliation(self: DatabaseTask, run_id: int) -> dict[str, Any]:
     """Execute (or resume) a run; returns its summary."""
     try:
@@ -46,6 +63,10 @@ def run_reconciliation(self: DatabaseTask, run_id: int) -> dict[str, Any]:
     except RunInProgress:
         log.info("run %s is being executed by another worker", run_id)
         return {"run_id": run_id, "skipped": "in progress elsewhere"}
+    except SettlementError as refusal:
+        # A refusal is recorded on the run (failed, with its code): nothing to retry.
+        log.warning("run %s failed: [%s] %s", run_id, refusal.code, refusal.message)
+        return {"run_id": run_id, "error_code": refusal.code, "error": refusal.message}
 
 
 @shared_task(base=DatabaseTask, bind=True, name="settlement.reconciliation.resume_stale_runs")
@@ -54,7 +75,7 @@ def resume_stale_runs(self: DatabaseTask) -> list[int]:
     message was lost or their worker died)."""
     stale = runner.find_stale(task_session_factory(), get_settings())
     for run_id in stale:
-        run_reconciliation.delay(run_id)
+        _send(RUN, run_id)
     return stale
 
 
@@ -86,7 +107,7 @@ def _pick(task: DatabaseTask, settings: Settings, name: str, path: Path) -> dict
         existing = runs.live_run_of(session, registered.file.id)
         run = existing or runs.create_run(session, file_id=registered.file.id, dry_run=False, actor=INBOX_ACTOR)
         if existing is None:
-            send_after_commit(session, run_reconciliation, run.id)
+            enqueue(session, RUN, run.id)
         outcome = {"inbox": name, "file": path.name, "file_id": registered.file.id, "run_id": run.id,
                    "new": registered.created and existing is None}
     done = path.parent / "processed"

@@ -14,6 +14,8 @@ from settlement.auth.service import Principal
 from settlement.config import Settings
 from settlement.reconciliation.models import FileKind
 from settlement.reconciliation.schemas import (
+    MAX_ID,
+    NO_NUL,
     AssignRequest,
     DecisionRequest,
     ExceptionList,
@@ -30,15 +32,14 @@ from settlement.reconciliation.schemas import (
     RunOut,
 )
 from settlement.reconciliation.service import files, queue, reports, resolve, runs
-from settlement.reconciliation.tasks import import_settlement_file, run_reconciliation
-from settlement.tasks.base import send_after_commit
+from settlement.reconciliation.tasks import IMPORT_FILE, RUN, enqueue
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
 Finance = Annotated[Principal, Security(FINANCE)]
 Reader = Annotated[Principal, Security(FINANCE_READ)]
 SettingsDep = Annotated[Settings, Depends(settings)]
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Cursor = Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")]
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
@@ -57,11 +58,11 @@ def _next(ids: list[int], limit: int) -> str | None:
 def upload(*, response: Response, session: SessionDep, principal: Finance, config: SettingsDep,
            file: Annotated[UploadFile, File(description="the file as received from the rail or bank")],
            kind: Annotated[Literal["settlement", "statement"], Form()] = "settlement",
-           rail: Annotated[str | None, Form(max_length=32)] = None) -> FileOut:
+           rail: Annotated[str | None, Form(max_length=32, pattern=NO_NUL)] = None) -> FileOut:
     registered = files.register_file(session, config, kind=FileKind(kind), rail=rail, source=file.file,
                                      filename=file.filename or "upload", actor=actor(principal))
     if registered.created:
-        send_after_commit(session, import_settlement_file, registered.file.id)
+        enqueue(session, IMPORT_FILE, registered.file.id)
     else:
         response.status_code = 200
     return FileOut.of(registered.file, duplicate=not registered.created)
@@ -92,13 +93,13 @@ def file_errors(file_id: Id, session: SessionDep, _: Reader, cursor: Cursor = No
              summary="Start reconciling a file (a live run books; a file is reconciled for real once)")
 def start_run(body: RunCreate, session: SessionDep, principal: Finance) -> RunOut:
     run = runs.create_run(session, file_id=body.file_id, dry_run=body.dry_run, actor=actor(principal))
-    send_after_commit(session, run_reconciliation, run.id)
+    enqueue(session, RUN, run.id)
     return RunOut.of(run, runs.steps(session, run.id))
 
 
 @router.get("/runs", response_model=RunList, summary="Runs, newest first")
-def list_runs(session: SessionDep, _: Reader, rail: Annotated[str | None, Query(max_length=32)] = None,
-              status: Annotated[str | None, Query(max_length=16)] = None, cursor: Cursor = None,
+def list_runs(session: SessionDep, _: Reader, rail: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
+              status: Annotated[str | None, Query(max_length=16, pattern=NO_NUL)] = None, cursor: Cursor = None,
               limit: Limit = 50) -> RunList:
     found = runs.list_runs(session, rail=rail, status=status, before=cursor, limit=limit)
     return RunList(data=[RunOut.of(r, runs.steps(session, r.id)) for r in found],
@@ -112,7 +113,7 @@ def get_run(run_id: Id, session: SessionDep, _: Reader) -> RunOut:
 
 @router.get("/runs/{run_id}/results", response_model=ResultList, summary="A run's outcomes, one per match")
 def results(run_id: Id, session: SessionDep, _: Reader,
-            outcome: Annotated[str | None, Query(max_length=24)] = None, cursor: Cursor = None,
+            outcome: Annotated[str | None, Query(max_length=24, pattern=NO_NUL)] = None, cursor: Cursor = None,
             limit: Limit = 100) -> ResultList:
     runs.get_run(session, run_id)
     rows = reports.results(session, run_id, outcome=outcome, after=cursor or 0, limit=limit)
@@ -137,11 +138,11 @@ def report_html(run_id: Id, session: SessionDep, _: Reader) -> HTMLResponse:
 
 @router.get("/exceptions", response_model=ExceptionList, summary="The exceptions queue, oldest first")
 def list_exceptions(*, session: SessionDep, _: Reader,
-                    status: Annotated[str | None, Query(max_length=24)] = None,
-                    kind: Annotated[str | None, Query(max_length=24)] = None,
-                    rail: Annotated[str | None, Query(max_length=32)] = None,
-                    assigned_to: Annotated[str | None, Query(max_length=200)] = None,
-                    run_id: Annotated[int | None, Query(ge=1)] = None,
+                    status: Annotated[str | None, Query(max_length=24, pattern=NO_NUL)] = None,
+                    kind: Annotated[str | None, Query(max_length=24, pattern=NO_NUL)] = None,
+                    rail: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
+                    assigned_to: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+                    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                     cursor: Cursor = None, limit: Limit = 50) -> ExceptionList:
     found = queue.list_exceptions(session, status=status, kind=kind, rail=rail, assigned_to=assigned_to,
                                   run_id=run_id, after=cursor, limit=limit)

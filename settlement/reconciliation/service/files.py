@@ -73,7 +73,7 @@ def register_file(session: Session, settings: Settings, *, kind: FileKind, rail:
     # Content-addressed: a concurrent upload of the same bytes writes the same file.
     os.replace(temporary, target)
     values = {
-        "kind": kind.value, "rail": rail, "filename": Path(filename).name[:255] or sha256, "sha256": sha256,
+        "kind": kind.value, "rail": rail, "filename": _printable(Path(filename).name)[:255] or sha256, "sha256": sha256,
         "size_bytes": size, "stored_path": str(target), "status": FileStatus.REGISTERED.value,
         "loaded_items": 0, "record_count": 0, "error_count": 0, "registered_by": actor[:200],
         "created_at": utcnow(),
@@ -83,6 +83,11 @@ def register_file(session: Session, settings: Settings, *, kind: FileKind, rail:
         index_elements=["sha256"]).returning(ReconFile.id)).first()
     row = session.execute(select(ReconFile).where(ReconFile.sha256 == sha256)).scalar_one()
     return Registered(row, inserted is not None)
+
+
+def _printable(name: str) -> str:
+    """A file name as given, without control characters (PostgreSQL text takes no NUL)."""
+    return "".join(ch for ch in name if ch.isprintable())
 
 
 def get_file(session: Session, file_id: int, *, lock: bool = False) -> ReconFile:
