@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -82,15 +83,16 @@ def _reconcile(ctx: typer.Context, kind: FileKind, rail: str | None, path: Path,
                                          filename=path.name, actor=actor)
         existing = None if dry_run else runs.live_run_of(session, registered.file.id)
         if existing is not None and existing.status == RunStatus.COMPLETED.value:
-            console.print(f"{path.name} is file {registered.file.id}, already reconciled by run {existing.id}: "
-                          "nothing applied again")
+            console.print(escape(f"{path.name} is file {registered.file.id}, already reconciled by run "
+                                 f"{existing.id}: nothing applied again"))
             _summary(existing.id, dict(existing.summary))
             return
         run = existing or runs.create_run(session, file_id=registered.file.id, dry_run=dry_run, actor=actor)
         run_id = run.id
     if not registered.created:
-        console.print(f"{path.name}: these bytes are file {registered.file.id} already; resuming its run {run_id}"
-                      if existing else f"{path.name}: these bytes are file {registered.file.id} already")
+        console.print(escape(f"{path.name}: these bytes are file {registered.file.id} already; resuming its run "
+                             f"{run_id}" if existing else f"{path.name}: these bytes are file {registered.file.id} "
+                             "already"))
     with _bar() as (progress, tasks):
         def report(step: str, done: int, total: int) -> None:
             progress.update(tasks[step], completed=done, total=max(total, 1))
@@ -100,7 +102,8 @@ def _reconcile(ctx: typer.Context, kind: FileKind, rail: str | None, path: Path,
     with unit_of_work(factory) as session:
         run = runs.get_run(session, run_id)
         if run.status == RunStatus.FAILED.value:
-            errors.print(f"[bold red]error[/] [{run.error_code}]: {run.error_message}", highlight=False)
+            errors.print(f"[bold red]error[/] {escape(f'[{run.error_code}]')}: {escape(run.error_message or '')}",
+                         highlight=False)
             raise typer.Exit(1)
 
 
@@ -130,7 +133,7 @@ def _summary(run_id: int, summary: dict[str, Any]) -> None:
     table.add_row("expectations still open", str(summary.get("expectations_open", 0)), "")
     console.print(table)
     if file.get("error_code"):
-        errors.print(f"file unusable [{file['error_code']}]: {file.get('error_message')}", highlight=False)
+        errors.print(escape(f"file unusable [{file['error_code']}]: {file.get('error_message')}"), highlight=False)
 
 
 @app.command("runs")

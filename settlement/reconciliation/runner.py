@@ -124,6 +124,7 @@ def execute(factory: SessionFactory, settings: Settings, run_id: int, *,
             else:
                 with unit_of_work(factory) as session:
                     runs.set_step(session, run_id, Step.BOOK, status="skipped")
+                progress(Step.BOOK.value, 1, 1)
         except SettlementError as error:
             if not error.durable:
                 with unit_of_work(factory) as session:
