@@ -205,7 +205,14 @@ class AuthorizeRequest:
 
 @dataclass(frozen=True)
 class CaptureRequest:
-    """Capture ``amount`` (at most what remains authorized) of ``rail_reference``."""
+    """Capture ``amount`` (at most what remains authorized) of ``rail_reference``.
+
+    ``final=True`` (the default) makes this the last capture: the rail releases
+    whatever remains authorized after it, so no void is needed and a later capture is
+    declined. ``final=False`` (rails with :attr:`Capability.MULTIPLE_CAPTURE`) keeps
+    the remainder held for further captures; a void or a final capture releases it.
+    Capturing more than remains authorized is :class:`Declined`.
+    """
 
     reference: str
     rail_reference: str
@@ -216,7 +223,17 @@ class CaptureRequest:
 
 @dataclass(frozen=True)
 class VoidRequest:
-    """Release what remains authorized of ``rail_reference``."""
+    """Release what remains authorized of ``rail_reference``.
+
+    ``amount`` is that remainder: the authorized amount minus everything captured so
+    far (partial captures with ``final=False``), never the original authorization once
+    something was captured. Rails differ in how strictly they hold the caller to it:
+    UnionPay refuses any other amount (respCode 36), Alipay unfreezes exactly
+    ``amount`` (less leaves the rest frozen), Mir releases the whole remainder and only
+    refuses more than was authorized. The result's ``amount`` is what was released;
+    after partial captures the transaction stays ``CAPTURED``, with none it becomes
+    ``VOIDED``.
+    """
 
     reference: str
     rail_reference: str
@@ -246,14 +263,38 @@ class PayoutRequest:
     beneficiary_name: str = ""
 
 
+class QueryOperation(enum.StrEnum):
+    """What kind of operation a :class:`QueryRequest`'s ``reference`` named.
+
+    These are the only values :attr:`QueryRequest.operation` takes. Being a
+    ``StrEnum``, each member equals its plain string (``"refund"``), so callers may
+    pass either. Rails that look every operation up by reference alone (UnionPay's
+    queryTrans by ``orderId``) ignore it; rails that need it (Mir's repeat MTI, Alipay's
+    per-product query methods) raise :class:`Unsupported` for a value they cannot look
+    up (Mir: ``payout``).
+    """
+
+    AUTHORIZE = "authorize"   # authorize(capture=False): a hold
+    SALE = "sale"             # authorize(capture=True): authorized and captured at once
+    CAPTURE = "capture"       # a capture of an authorization
+    VOID = "void"             # a void (release) of an authorization
+    REFUND = "refund"         # a refund; Alipay also needs ``rail_reference``
+    PAYOUT = "payout"
+
+
 @dataclass(frozen=True)
 class QueryRequest:
-    """Ask the rail for the truth about one operation, by our reference."""
+    """Ask the rail for the truth about one operation, by our reference.
+
+    ``operation`` is a :class:`QueryOperation` value (``"authorize"`` by default);
+    ``rail_reference`` names the original transaction where the rail needs it to find
+    the operation (Alipay refunds and voids).
+    """
 
     reference: str
     rail_reference: str | None = None
-    #: What kind of operation ``reference`` named (authorize, refund, payout...).
-    operation: str = "authorize"
+    #: What kind of operation ``reference`` named: a :class:`QueryOperation` value.
+    operation: str = QueryOperation.AUTHORIZE
 
 
 @dataclass(frozen=True)
@@ -326,6 +367,14 @@ class SettlementRecord:
     made in); when the rail converts, ``settlement_amount`` is what it pays in
     ``settlement_currency`` at ``fx_rate``. Refunds and chargebacks carry negative
     ``gross`` and ``net``.
+
+    ``rail_reference`` is the rail's id of the original transaction, for refunds and
+    chargebacks too (Alipay names the ``trade_no`` a capture created, not the
+    pre-authorization's ``auth_no``). ``rrn`` (or ``arn``) is the id of the settled
+    operation itself, where the file carries one. ``reference`` is ours: the
+    authorization's or sale's for payments; for refunds the refund's own reference
+    where the file carries it (Mir, Alipay), the original payment's where it carries
+    only that (UnionPay's ZM file).
     """
 
     rail: str
@@ -473,7 +522,17 @@ class PaymentRail(Protocol):
 
 
 class DiscrepancyKind(enum.StrEnum):
-    """What a simulator can get wrong, on purpose, in a settlement file."""
+    """What a simulator can get wrong, on purpose, in a settlement file.
+
+    An injected REFUND or CHARGEBACK record keeps the ``reference`` and
+    ``rail_reference`` of the payment it reverses and carries a new operation id in
+    ``rrn``. Mir's register writes it in ``RRN`` (``ORIGINAL_RRN`` is the payment's);
+    UnionPay's ZM file as the line's ``traceNo`` + ``traceTime``; Alipay's file has no
+    column for it, so there the record is told from the payment only by its ``Type``
+    and sign. UNKNOWN adds a payment under a ``reference`` and ``rail_reference``
+    nobody issued (``UNKNOWN...``) unless the discrepancy names a reference.
+    FX_RATE_DIFFERS applies only to converted (forex) records.
+    """
 
     MISSING = "missing"              # a processed transaction is left out
     DUPLICATE = "duplicate"          # a record appears twice
@@ -526,6 +585,17 @@ class RailSimulator(Protocol):
 
     def transaction_status(self, reference: str) -> TxnStatus:
         """The simulator's own record of an operation (for tests and the janitor)."""
+        ...
+
+    def notification_for(self, reference: str) -> tuple[Mapping[str, str], bytes]:
+        """The asynchronous notification (HTTP headers, body) the rail sends about the
+        operation ``reference``, signed as the simulator signs (so a ``wrong-key``
+        simulator's fails verification), as :meth:`PaymentRail.parse_notification`
+        takes it. It reports the event that operation caused (an authorization's
+        notification says AUTHORIZED even after a capture) and carries the same
+        notification id every time it is asked for, as the rail's retries do. Raises
+        :class:`Unsupported` on rails without :attr:`Capability.NOTIFICATIONS` and
+        ``KeyError`` for a reference the simulator never processed."""
         ...
 
     def write_settlement_file(self, out: BinaryIO, settlement_date: dt.date,

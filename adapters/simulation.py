@@ -15,11 +15,12 @@ import datetime as dt
 import random
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from adapters.base import Discrepancy, DiscrepancyKind, RecordType, SettlementRecord
+from adapters.statements.base import currency_exponent
 
 #: Seconds between ``serve_forever``'s checks for a shutdown request.
 POLL_INTERVAL = 0.01
@@ -66,11 +67,18 @@ class SettlementBook:
 
 
 def _with_settlement(record: SettlementRecord, rate: Decimal) -> SettlementRecord:
-    """Recompute the settlement amount of ``record`` at ``rate`` (half up to the minor
-    unit). Every currency these rails convert between (CNY, RUB, USD, EUR, HKD) has
-    two decimals, so minor units scale by the rate alone."""
-    amount = (Decimal(record.net) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    """Recompute the settlement amount of ``record``: its ``net`` at ``rate`` (units of
+    the settlement currency per unit of the record's), scaled between the two
+    currencies' exponents and rounded half up to the settlement currency's minor unit."""
+    shift = currency_exponent(record.settlement_currency or record.currency) - currency_exponent(record.currency)
+    amount = (Decimal(record.net) * rate).scaleb(shift).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return dataclasses.replace(record, fx_rate=rate, settlement_amount=int(amount))
+
+
+def new_operation_id(record: SettlementRecord) -> str:
+    """A fresh 12-digit id (the width of an ISO 8583 RRN) for an operation a
+    discrepancy invents, such as an injected refund of ``record``."""
+    return f"{uuid.uuid4().int % 10**12:012d}"
 
 
 def plan_random(records: Sequence[SettlementRecord], seed: int, rate: Decimal,
@@ -97,13 +105,24 @@ def apply_discrepancies(
     rail: str,
     settlement_date: dt.date,
     chargeback_fee: int = 0,
+    currency: str | None = None,
+    operation_id: Callable[[SettlementRecord], str] = new_operation_id,
 ) -> tuple[list[SettlementRecord], list[SettlementRecord], list[Discrepancy]]:
     """Apply ``discrepancies`` to ``records``.
 
     Returns (records to write, records held back for the next file, discrepancies
-    actually applied). A discrepancy naming a reference that is not among the
-    records is not applied (and not returned). REFUND and CHARGEBACK add a record of
-    that type for the named payment; UNKNOWN adds a payment nobody asked for.
+    actually applied). A discrepancy that cannot apply is not applied (and not
+    returned): one naming a reference that is not among the records, FX_RATE_DIFFERS
+    on a record that was not converted, UNKNOWN with no payment record to take a
+    currency from and no ``currency`` given.
+
+    REFUND and CHARGEBACK add a record of that type for the named payment: same
+    ``reference`` and ``rail_reference`` (the original transaction's), ``gross`` and
+    ``net`` negative (``delta`` or the payment's gross; a chargeback also costs
+    ``chargeback_fee``), and ``rrn`` = ``operation_id(payment)``, the new operation's
+    id, ``arn`` empty. UNKNOWN adds a payment of ``delta`` (default 100.00 in minor
+    units of two decimals) that nobody asked for, under the discrepancy's reference
+    or an invented ``UNKNOWN...`` one.
     """
     by_reference: dict[str, list[int]] = {}
     for index, each in enumerate(records):
@@ -115,18 +134,10 @@ def apply_discrepancies(
 
     for d in discrepancies:
         if d.kind is DiscrepancyKind.UNKNOWN:
-            base = next((r for r in records if r.record_type is RecordType.PAYMENT), None)
-            currency = base.currency if base else "CNY"
-            gross = d.delta or 10_000
-            extra.append(SettlementRecord(
-                rail=rail, line_number=0, record_type=RecordType.PAYMENT,
-                rail_reference=f"UNK{uuid.uuid4().hex[:16].upper()}", reference=d.reference or "",
-                gross=gross, fee=0, net=gross, currency=currency,
-                transaction_date=settlement_date - dt.timedelta(days=1), settlement_date=settlement_date,
-                settlement_amount=gross if base and base.settlement_amount is not None else None,
-                settlement_currency=base.settlement_currency if base else None,
-                fx_rate=Decimal(1) if base and base.fx_rate is not None else None))
-            applied.append(d)
+            unknown = _unknown(records, d, rail=rail, settlement_date=settlement_date, currency=currency)
+            if unknown is not None:
+                extra.append(unknown)
+                applied.append(d)
             continue
         indexes = [i for i in by_reference.get(d.reference or "", []) if out[i] is not None]
         payment_indexes = [i for i in indexes if records[i].record_type is RecordType.PAYMENT] or indexes
@@ -141,32 +152,71 @@ def apply_discrepancies(
             case DiscrepancyKind.DUPLICATE:
                 extra.append(record)
             case DiscrepancyKind.LATE:
-                next_day = settlement_date + dt.timedelta(days=1)
-                held.append(dataclasses.replace(record, settlement_date=next_day))
+                # The next file's writer dates it; this date only marks it as held.
+                held.append(dataclasses.replace(record, settlement_date=settlement_date + dt.timedelta(days=1)))
                 out[i] = None
-            case DiscrepancyKind.FEE_DIFFERS:
-                delta = d.delta or 1
-                out[i] = _adjust_settlement(dataclasses.replace(
-                    record, fee=record.fee + delta, net=record.net - delta), record)
-            case DiscrepancyKind.AMOUNT_DIFFERS:
-                delta = d.delta or 1
-                out[i] = _adjust_settlement(dataclasses.replace(
-                    record, gross=record.gross + delta, net=record.net + delta), record)
-            case DiscrepancyKind.FX_RATE_DIFFERS:
-                rate = d.rate or (record.fx_rate or Decimal(1)) * Decimal("1.01")
-                out[i] = _with_settlement(record, rate.quantize(Decimal("0.000001")))
             case DiscrepancyKind.REFUND | DiscrepancyKind.CHARGEBACK:
-                kind = RecordType.REFUND if d.kind is DiscrepancyKind.REFUND else RecordType.CHARGEBACK
-                amount = d.delta or record.gross
-                fee = chargeback_fee if kind is RecordType.CHARGEBACK else 0
-                reversed_record = dataclasses.replace(
-                    record, record_type=kind, gross=-amount, fee=fee, net=-amount - fee,
-                    rail_reference=f"{record.rail_reference}{'R' if kind is RecordType.REFUND else 'C'}",
-                    settlement_date=settlement_date)
-                extra.append(_adjust_settlement(reversed_record, record))
+                extra.append(_reversal(record, d, settlement_date=settlement_date, chargeback_fee=chargeback_fee,
+                                       operation_id=operation_id))
+            case _:
+                changed = _changed(record, d)
+                if changed is None:
+                    continue
+                out[i] = changed
         applied.append(d)
     written = [r for r in out if r is not None] + extra
     return written, held, applied
+
+
+def _changed(record: SettlementRecord, d: Discrepancy) -> SettlementRecord | None:
+    """``record`` with a FEE_DIFFERS, AMOUNT_DIFFERS or FX_RATE_DIFFERS applied; None
+    when it cannot apply (a rate difference on a record that was not converted)."""
+    delta = d.delta or 1
+    if d.kind is DiscrepancyKind.FEE_DIFFERS:
+        return _adjust_settlement(dataclasses.replace(record, fee=record.fee + delta, net=record.net - delta),
+                                  record)
+    if d.kind is DiscrepancyKind.AMOUNT_DIFFERS:
+        return _adjust_settlement(dataclasses.replace(record, gross=record.gross + delta,
+                                                      net=record.net + delta), record)
+    if d.kind is DiscrepancyKind.FX_RATE_DIFFERS and record.fx_rate is not None:
+        rate = d.rate or record.fx_rate * Decimal("1.01")
+        return _with_settlement(record, rate.quantize(Decimal("0.000001")))
+    return None
+
+
+def _reversal(record: SettlementRecord, d: Discrepancy, *, settlement_date: dt.date, chargeback_fee: int,
+              operation_id: Callable[[SettlementRecord], str]) -> SettlementRecord:
+    """The REFUND or CHARGEBACK record ``d`` adds against the payment ``record``."""
+    kind = RecordType.REFUND if d.kind is DiscrepancyKind.REFUND else RecordType.CHARGEBACK
+    amount = d.delta or record.gross
+    fee = chargeback_fee if kind is RecordType.CHARGEBACK else 0
+    # The original's rail_reference stays: it names the transaction this reverses;
+    # the reversal's own id travels in rrn.
+    reversed_record = dataclasses.replace(
+        record, record_type=kind, gross=-amount, fee=fee, net=-amount - fee,
+        rrn=operation_id(record), arn="", settlement_date=settlement_date)
+    return _adjust_settlement(reversed_record, record)
+
+
+def _unknown(records: Sequence[SettlementRecord], d: Discrepancy, *, rail: str, settlement_date: dt.date,
+             currency: str | None) -> SettlementRecord | None:
+    """The payment UNKNOWN adds, in the currency (and conversion) of the first payment
+    among ``records``, else ``currency``; None when neither says which currency."""
+    base = next((r for r in records if r.record_type is RecordType.PAYMENT), None)
+    unknown_currency = base.currency if base else currency
+    if unknown_currency is None:
+        return None
+    gross = d.delta or 10_000
+    token = uuid.uuid4().hex[:16].upper()
+    converted = base is not None and base.fx_rate is not None
+    return SettlementRecord(
+        rail=rail, line_number=0, record_type=RecordType.PAYMENT,
+        rail_reference=f"UNK{token}", reference=d.reference or f"UNKNOWN{token}",
+        gross=gross, fee=0, net=gross, currency=unknown_currency,
+        transaction_date=settlement_date - dt.timedelta(days=1), settlement_date=settlement_date,
+        settlement_amount=gross if converted else None,
+        settlement_currency=base.settlement_currency if base else None,
+        fx_rate=Decimal(1) if converted else None)
 
 
 def _adjust_settlement(changed: SettlementRecord, original: SettlementRecord) -> SettlementRecord:

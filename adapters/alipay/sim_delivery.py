@@ -32,6 +32,13 @@ RETRY_SCHEDULE: tuple[int, ...] = (4 * 60, 10 * 60, 10 * 60, 3600, 2 * 3600, 6 *
 MAX_DELIVERIES = len(RETRY_SCHEDULE) + 1
 
 
+def envelope(params: dict[str, str], *, notify_id: str, app_id: str, sent_at: dt.datetime) -> dict[str, str]:
+    """``params`` with the fields every delivery adds: the event's ``notify_id``, the
+    delivery's ``notify_time``, ``app_id``, ``charset`` and ``version`` (unsigned yet)."""
+    return {**params, "notify_id": notify_id, "notify_time": format_time(sent_at), "app_id": app_id,
+            "charset": "utf-8", "version": "1.0"}
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One delivery as the simulator saw it."""
@@ -123,8 +130,7 @@ class Deliverer:
 
     def _deliver(self, http: httpx.Client, job: _Job) -> None:
         job.number += 1
-        params = {**job.params, "notify_id": job.notify_id, "notify_time": format_time(self._clock()),
-                  "app_id": self._app_id, "charset": "utf-8", "version": "1.0"}
+        params = envelope(job.params, notify_id=job.notify_id, app_id=self._app_id, sent_at=self._clock())
         body = urlencode(self._sign(params)).encode("ascii")
         try:
             response = http.post(job.url, content=body,

@@ -89,7 +89,8 @@ def _order_view(order: AuthOrder, op: Operation) -> Response:
     return view
 
 
-def _order_notice(order: AuthOrder, op: Operation) -> dict[str, str]:
+def order_notice(order: AuthOrder, op: Operation) -> dict[str, str]:
+    """The ``fund_auth_freeze`` / ``fund_auth_unfreeze`` notification of ``op``."""
     params = {k: str(v) for k, v in _order_view(order, op).items()}
     params.update({
         "notify_type": "fund_auth_freeze" if op.kind == "FREEZE" else "fund_auth_unfreeze",
@@ -130,7 +131,7 @@ def freeze(state: SimState, biz: dict[str, Any], notify_url: str | None) -> Resp
     state.orders[order.auth_no] = order
     state.order_by_out[out_order_no] = order.auth_no
     op = _operation(state, order, out_request_no, "FREEZE", amount)
-    state.notify(notify_url, _order_notice(order, op))
+    state.notify(notify_url, order_notice(order, op))
     if str(biz["amount"]) == SYSTEM_ERROR_AMOUNT:
         raise ProcessedButUnknown(out_order_no)
     return {**SUCCESS, **_order_view(order, op)}
@@ -151,7 +152,7 @@ def unfreeze(state: SimState, biz: dict[str, Any], notify_url: str | None) -> Re
     order.unfrozen += amount
     _settle_status(order)
     op = _operation(state, order, out_request_no, "UNFREEZE", amount)
-    state.notify(notify_url or order.notify_url, _order_notice(order, op))
+    state.notify(notify_url or order.notify_url, order_notice(order, op))
     return {**SUCCESS, **_order_view(order, op)}
 
 

@@ -211,6 +211,39 @@ def refund_trade(state: SimState, trade: Trade, out_request_no: str, amount: int
     return done
 
 
+def notice_for(state: SimState, reference: str) -> dict[str, str]:
+    """The notification parameters of the event the operation ``reference`` caused:
+    a freeze or unfreeze of a pre-authorization, a sale or payment from one (its
+    ``TRADE_SUCCESS``, or ``WAIT_BUYER_PAY`` / ``TRADE_CLOSED`` while unpaid), or a
+    refund (with ``refund_fee`` = what was refunded up to and including it). Callers
+    hold ``state.lock``. ``KeyError`` when no event carries that reference (unknown,
+    or declined: Alipay does not notify refusals)."""
+    if reference in state.order_by_out:
+        order = state.orders[state.order_by_out[reference]]
+        freeze = next(op for op in order.operations.values() if op.kind == "FREEZE")
+        return sim_funds.order_notice(order, freeze)
+    if reference in state.trade_by_out:
+        trade = state.trades[state.trade_by_out[reference]]
+        if trade.paid_at:
+            return trade_notice(trade, "TRADE_SUCCESS")
+        if trade.closed_at:
+            return trade_notice(trade, "TRADE_CLOSED", gmt_close=format_time(trade.closed_at))
+        return trade_notice(trade, "WAIT_BUYER_PAY")
+    for trade in state.trades.values():
+        if reference in trade.refunds:
+            refunds = list(trade.refunds)
+            refunded = sum(trade.refunds[r].amount for r in refunds[:refunds.index(reference) + 1])
+            done = trade.refunds[reference]
+            return trade_notice(trade, "TRADE_CLOSED" if refunded == trade.total else "TRADE_SUCCESS",
+                                out_biz_no=reference, gmt_refund=format_time(done.at),
+                                refund_fee=to_major(refunded, trade.currency))
+    for order in state.orders.values():
+        op = order.operations.get(reference)
+        if op is not None and op.kind == "UNFREEZE":
+            return sim_funds.order_notice(order, op)
+    raise KeyError(reference)
+
+
 def refund_view(trade: Trade) -> Response:
     return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "buyer_user_id": trade.buyer_id,
             "refund_fee": to_major(trade.refunded, trade.currency)}

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -44,7 +45,7 @@ from adapters.base import Discrepancy, MethodKind, PaymentMethod, SettlementReco
 from adapters.simulation import LoopbackHTTPServer, apply_discrepancies, plan_random
 
 from . import sim_funds, sim_trades
-from .codec import RAIL, beijing_now, parse_time
+from .codec import HOME_CURRENCY, RAIL, beijing_now, parse_time
 from .files import write_settlement
 from .forex import format_rate_file
 from .signing import (
@@ -58,7 +59,7 @@ from .signing import (
     verify,
     verify_params,
 )
-from .sim_delivery import Attempt, Deliverer
+from .sim_delivery import Attempt, Deliverer, envelope
 from .sim_model import (
     APPROVING_BUYER,
     DECLINE_BY_BUYER,
@@ -183,6 +184,23 @@ class AlipaySimulator:
                 return TxnStatus.VOIDED
             return TxnStatus.CAPTURED if reference in state.transfers else TxnStatus.NOT_FOUND
 
+    def notification_for(self, reference: str) -> tuple[Mapping[str, str], bytes]:
+        """The notification of the event the operation ``reference`` caused (see
+        :func:`.sim_trades.notice_for`), signed as this gateway signs, with a fresh
+        ``notify_time`` and a ``notify_id`` derived from the event, so that asking again
+        gives what a retry carries: the same ``notify_id``. ``KeyError`` for a reference
+        no notification is about (unknown or declined)."""
+        if not self._keys:
+            raise RuntimeError("start the simulator first: its keys are made at start")
+        with self._state.lock:
+            params = sim_trades.notice_for(self._state, reference)
+        event = json.dumps([self._app_id, sorted(params.items())], ensure_ascii=False).encode("utf-8")
+        notify_id = hashlib.sha256(event).hexdigest()[:32]
+        signed = self._sign_notification(envelope(params, notify_id=notify_id, app_id=self._app_id,
+                                                  sent_at=self._clock()))
+        return ({"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+                urlencode(signed).encode("ascii"))
+
     def write_settlement_file(self, out: BinaryIO, settlement_date: dt.date,
                               discrepancies: Sequence[Discrepancy] = (), seed: int | None = None,
                               rate: Decimal = Decimal(0)) -> list[Discrepancy]:
@@ -194,7 +212,8 @@ class AlipaySimulator:
         planned = list(discrepancies)
         if seed is not None:
             planned += plan_random(pending, seed, rate)
-        written, late, applied = apply_discrepancies(records, planned, rail=RAIL, settlement_date=settlement_date)
+        written, late, applied = apply_discrepancies(records, planned, rail=RAIL, settlement_date=settlement_date,
+                                                     currency=HOME_CURRENCY)
         self._state.book.hold_back(late)
         write_settlement(out, (_with_reference(r) for r in written))
         return applied

@@ -59,17 +59,17 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import BinaryIO
 
-from adapters.base import Discrepancy, MethodKind, PaymentMethod, TxnStatus
+from adapters.base import Discrepancy, MethodKind, PaymentMethod, TxnStatus, Unsupported
 from adapters.mir import protocol
 from adapters.mir.host import FramedServer, Reply
 from adapters.mir.protocol import ANSWER_MTI, ProtocolError
 from adapters.mir.register import write_register
 from adapters.mir.scheme import APPROVING_PAN, DECLINING_PANS, MirScheme
-from adapters.mir.terms import RAIL
+from adapters.mir.terms import CURRENCY, RAIL
 from adapters.simulation import SettlementBook, apply_discrepancies, plan_random
 
 logger = logging.getLogger(__name__)
@@ -135,21 +135,26 @@ class MirSimulator:
         operation, ``NOT_FOUND`` for a reference the host never processed."""
         return self.scheme.status(reference)
 
+    def notification_for(self, reference: str) -> tuple[Mapping[str, str], bytes]:
+        """The Mir host sends no asynchronous notifications: always :class:`Unsupported`."""
+        raise Unsupported("the mir host sends no notifications", rail=RAIL)
+
     def write_settlement_file(self, out: BinaryIO, settlement_date: dt.date,
                               discrepancies: Sequence[Discrepancy] = (),
                               seed: int | None = None,
                               rate: Decimal = Decimal(0)) -> list[Discrepancy]:
         """Write the register of everything captured or refunded and not yet written,
-        all settling on ``settlement_date``, plus the records held back as LATE by an
-        earlier file (with their own date). ``discrepancies`` are applied as listed,
-        then, with ``seed``, a random one per payment with probability ``rate``."""
+        plus the records held back as LATE by an earlier file, all settling on
+        ``settlement_date`` (a late record is paid with the file it finally comes in).
+        ``discrepancies`` are applied as listed, then, with ``seed``, a random one per
+        payment with probability ``rate``."""
         pending, held = self.book.take()
-        records = [dataclasses.replace(r, settlement_date=settlement_date) for r in pending] + held
+        records = [dataclasses.replace(r, settlement_date=settlement_date) for r in pending + held]
         planned = list(discrepancies)
         if seed is not None:
             planned += plan_random(records, seed, rate)
         written, late, applied = apply_discrepancies(records, planned, rail=RAIL,
-                                                     settlement_date=settlement_date)
+                                                     settlement_date=settlement_date, currency=CURRENCY)
         self.book.hold_back(late)
         write_register(out, written)
         return applied

@@ -198,9 +198,15 @@ class UnionPayRail:
     def query(self, request: QueryRequest) -> RailResult:
         """The gateway's truth about the operation named ``reference`` (its ``orderId``):
         the success state of its txnType when ``origRespCode`` is 00, PENDING for
-        03/04/05, DECLINED otherwise, NOT_FOUND for respCode 34. ``rail_reference``
-        is the original transaction's ``queryId``. (queryTrans asks for the original
-        ``txnTime`` too; we send the query's own time, which the simulator accepts.)"""
+        03/04/05, DECLINED (amount 0) otherwise, NOT_FOUND for respCode 34.
+        ``rail_reference`` is the original transaction's ``queryId``. (queryTrans asks
+        for the original ``txnTime`` too; we send the query's own time, which the
+        simulator accepts.)
+
+        queryTrans reports the outcome of the message it names, not what later
+        messages did to the transaction: a pre-authorization voided since still
+        answers AUTHORIZED (query the void's own reference), a purchase refunded since
+        CAPTURED. ``operation`` is not needed and ignored."""
         answer = self._query({"orderId": request.reference})
         if answer["respCode"] == RespCode.NOT_FOUND:
             return RailResult(rail=RAIL, reference=request.reference,
@@ -208,10 +214,12 @@ class UnionPayRail:
                               amount=0, currency=CURRENCY, response_code=RespCode.NOT_FOUND, raw=answer)
         raise_for_code(answer, "query")
         require(answer, ("origRespCode", "queryId", "txnAmt"), "query answer")
+        status = status_of(answer["txnType"], answer["origRespCode"])
+        # A declined message moved nothing, whatever txnAmt it asked for.
+        moved = 0 if status is TxnStatus.DECLINED else parse_fen(answer["txnAmt"])
         return RailResult(rail=RAIL, reference=request.reference,
                           rail_reference=answer.get("origQryId") or answer["queryId"],
-                          status=status_of(answer["txnType"], answer["origRespCode"]),
-                          amount=parse_fen(answer["txnAmt"]), currency=CURRENCY,
+                          status=status, amount=moved, currency=CURRENCY,
                           response_code=answer["origRespCode"], rrn=_trace(answer), raw=answer)
 
     # -- notifications and files ----------------------------------------------------

@@ -120,6 +120,20 @@ class Gateway:
                 return op.payment.status
             return STATUS_AFTER[op.txn_type]
 
+    def answer(self, order_id: str) -> dict[str, str]:
+        """The answer the gateway gave (and notified) for ``order_id``; after a pending
+        respCode 05 resolves, the resolved one. ``KeyError`` for an unknown order."""
+        with self._lock:
+            return dict(self._ops[order_id].answer)
+
+    def new_trace(self, day: dt.date) -> str:
+        """``traceNo`` + ``traceTime`` (16 digits) for a message the gateway originates
+        itself (a chargeback, an unrequested refund) on ``day``."""
+        with self._lock:
+            sequence = next(self._sequence)
+        now = dt.datetime.now(BEIJING)
+        return f"{sequence % 1_000_000:06d}{day:%m%d}{now:%H%M%S}"
+
     def details(self, rrn: str) -> dict[str, str]:
         """ZM fields the settlement record of message ``rrn`` lacks (sub-merchant, card)."""
         with self._lock:

@@ -47,6 +47,7 @@ from adapters.simulation import LoopbackHTTPServer, SettlementBook, apply_discre
 from adapters.unionpay import transfer
 from adapters.unionpay.constants import (
     BEIJING,
+    CURRENCY,
     GATEWAY_ORGANIZATION,
     PATH_BACK,
     PATH_FILE,
@@ -180,6 +181,13 @@ class UnionPaySimulator:
     def transaction_status(self, reference: str) -> TxnStatus:
         return self._gateway.status(reference)
 
+    def notification_for(self, reference: str) -> tuple[Mapping[str, str], bytes]:
+        """The backUrl notification for the message ``reference`` (its ``orderId``): the
+        gateway's answer to it, signed as answers are, as a form. The same every time
+        (``notification_id`` ``queryId:txnType``), as each retry is."""
+        body = encode_form(self.sign(self._gateway.answer(reference)))
+        return {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}, body
+
     def write_settlement_file(self, out: BinaryIO, settlement_date: dt.date,
                               discrepancies: Sequence[Discrepancy] = (), seed: int | None = None,
                               rate: Decimal = Decimal(0)) -> list[Discrepancy]:
@@ -190,8 +198,9 @@ class UnionPaySimulator:
         planned = list(discrepancies)
         if seed is not None:
             planned += plan_random(records, seed, rate)
-        written, later, applied = apply_discrepancies(records, planned, rail=RAIL,
-                                                      settlement_date=settlement_date)
+        written, later, applied = apply_discrepancies(
+            records, planned, rail=RAIL, settlement_date=settlement_date, currency=CURRENCY,
+            operation_id=lambda record: self._gateway.new_trace(record.transaction_date))
         self._book.hold_back(later)
         buffer = io.BytesIO()
         write_zm(buffer, written, settlement_date=settlement_date, mer_id=self.mer_id, details=self._details)

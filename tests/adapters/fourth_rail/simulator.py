@@ -113,7 +113,7 @@ class FourthSimulator:
         if seed is not None:
             planned += plan_random(records, seed, rate)
         written, held_back, applied = apply_discrepancies(records, planned, rail=NAME,
-                                                          settlement_date=settlement_date)
+                                                          settlement_date=settlement_date, currency=CURRENCY)
         self._book.hold_back(held_back)
         text = io.StringIO(newline="")
         writer = csv.writer(text, lineterminator="\r\n")
@@ -124,6 +124,19 @@ class FourthSimulator:
                              r.currency, r.transaction_date.isoformat(), r.settlement_date.isoformat()])
         out.write(text.getvalue().encode())
         return applied
+
+    def notification_for(self, reference: str) -> tuple[dict[str, str], bytes]:
+        """The notification of the operation ``reference``: its outcome as first
+        answered, with an id derived from the operation (stable across re-sends)."""
+        with self._lock:
+            answer = self._answers[reference]
+            txn = self._txns[answer["rail_reference"]]
+            body = protocol.encode({
+                "notification_id": f"N-{txn.rail_reference}-{reference}",
+                "reference": reference, "rail_reference": txn.rail_reference,
+                "status": answer["status"], "amount": answer["amount"], "currency": answer["currency"],
+                "occurred_at": dt.datetime.now(dt.UTC).isoformat()})
+        return {protocol.SIGNATURE_HEADER: protocol.sign(self._answer_key, body)}, body
 
     def signed_notification(self, reference: str) -> tuple[dict[str, str], bytes]:
         """The notification this rail would post for ``reference`` (headers, body)."""
@@ -190,14 +203,18 @@ class FourthSimulator:
             return answer
 
     def _query(self, reference: str) -> dict[str, Any]:
+        """The query itself always succeeds: it reports a declined operation as
+        ``declined`` with the code it was declined with, an unknown one as
+        ``not_found``, otherwise the transaction's current state and what the
+        operation moved."""
         answer = self._answers.get(reference)
-        txn = self._txns.get(answer["rail_reference"]) if answer else None
-        if answer and txn is None:
-            return answer
-        if txn is None:
+        if answer is None:
             return {"result": "approved", "code": APPROVED, "reference": reference, "rail_reference": "",
                     "status": TxnStatus.NOT_FOUND.value, "amount": "0", "currency": CURRENCY}
-        return _approved(txn, txn.amount) | {"reference": reference}
+        if answer["result"] == "declined":
+            return {**answer, "result": "approved"}
+        txn = self._txns[answer["rail_reference"]]
+        return {**answer, "status": txn.status.value}
 
     def _authorize(self, request: dict[str, Any], amount: int) -> dict[str, Any]:
         if request["buyer_id"] != APPROVING_BUYER:
@@ -228,7 +245,7 @@ class FourthSimulator:
                 return _declined(INVALID_AMOUNT)
             txn.refunded += amount
             txn.status = TxnStatus.REFUNDED
-            self._book.add(self._record(txn, RecordType.REFUND, -amount, f"{txn.rail_reference}R{txn.refunded}"))
+            self._book.add(self._record(txn, RecordType.REFUND, -amount, txn.rail_reference))
         return _approved(txn, amount)
 
     def _settle_capture(self, txn: _Txn, amount: int) -> None:
