@@ -19,6 +19,7 @@ from adapters.base import (
     RailSimulator,
     RecordType,
     RefundRequest,
+    SettlementRecord,
     TxnStatus,
     VoidRequest,
 )
@@ -210,7 +211,9 @@ def check_idempotent_retry(plugin: RailPlugin) -> None:
         req, first = authorize(rail, sim, 42_00, capture=not separate)
         second = rail.authorize(req)
         assert second.rail_reference == first.rail_reference, "a retry created a second transaction"
-        assert (second.status, second.amount, second.currency) == (first.status, first.amount, first.currency)
+        assert (second.status, second.amount, second.currency) == (first.status, first.amount, first.currency), (
+            f"a retry answered {second.status} {second.amount} {second.currency}, "
+            f"the first time {first.status} {first.amount} {first.currency}")
         if separate:
             cap = CaptureRequest(reference=new_reference("cap"), rail_reference=second.rail_reference,
                                  amount=42_00, currency=req.currency)
@@ -247,25 +250,37 @@ def check_refund_limits(plugin: RailPlugin) -> None:
                                              amount=amount, currency=currency))
 
         partial = Capability.PARTIAL_REFUND in rail.capabilities
-        refunded = [30_00 if partial else 80_00]
+        first_amount = 30_00 if partial else 80_00
         first_ref = new_reference("ref")
-        first, retried = refund(refunded[0], first_ref), refund(refunded[0], first_ref)
-        assert (first.status, first.amount) == (TxnStatus.REFUNDED, refunded[0]), first
+        first, retried = refund(first_amount, first_ref), refund(first_amount, first_ref)
+        assert (first.status, first.amount) == (TxnStatus.REFUNDED, first_amount), first
         assert (retried.status, retried.amount, retried.rail_reference) == (
             first.status, first.amount, first.rail_reference), f"a retried refund answered {retried}"
+        day = today() + dt.timedelta(days=1)
+        _check_refunds(rail, settle(sim, rail, day)[0], reference, [first_amount], "a refund and its retry")
+        refunded = []
         if partial:
             expect(Declined, lambda: refund(50_01), "refunding more than remains captured")
             rest = refund(50_00)
             assert (rest.status, rest.amount) == (TxnStatus.REFUNDED, 50_00), rest
             refunded.append(50_00)
         expect(Declined, lambda: refund(1), "a refund of a fully refunded payment")
-        records, _, _ = settle(sim, rail, today() + dt.timedelta(days=1))
-        [payment] = [r for r in by_reference(records).get(reference, []) if r.record_type is RecordType.PAYMENT]
-        refunds = [r for r in records
-                   if r.record_type is RecordType.REFUND and r.rail_reference == payment.rail_reference]
-        assert sorted(r.gross for r in refunds) == sorted(-amount for amount in refunded), (
-            f"refunds of {refunded} settled as {[r.gross for r in refunds]}")
-        for record in refunds:
-            assert record.net < 0, f"line {record.line_number}: a refund with net {record.net}"
-            assert record.fee == rail.fee_schedule.fee_for(record.gross, RecordType.REFUND)
-            assert record.currency == currency
+        if refunded:
+            _check_refunds(rail, settle(sim, rail, day + dt.timedelta(days=1))[0], reference, refunded,
+                           "the rest refunded")
+
+
+def _check_refunds(rail: PaymentRail, records: list[SettlementRecord], reference: str, refunded: list[int],
+                   what: str) -> None:
+    """``records`` hold one REFUND record per amount in ``refunded`` against the payment
+    ``reference`` (by the rail reference its PAYMENT record carries, in the same file or
+    an earlier one), each with negative gross and net, and no other refund."""
+    payments = [r for r in by_reference(records).get(reference, []) if r.record_type is RecordType.PAYMENT]
+    refunds = [r for r in records if r.record_type is RecordType.REFUND]
+    if payments:
+        refunds = [r for r in refunds if r.rail_reference == payments[0].rail_reference]
+    assert sorted(r.gross for r in refunds) == sorted(-amount for amount in refunded), (
+        f"{what}: refunds of {refunded} settled as {[r.gross for r in refunds]}")
+    for record in refunds:
+        assert record.net < 0, f"line {record.line_number}: a refund with net {record.net}"
+        assert record.fee == rail.fee_schedule.fee_for(record.gross, RecordType.REFUND)
