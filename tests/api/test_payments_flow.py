@@ -58,3 +58,20 @@ def test_authorize_capture_twice_refund_void(rail: str, pay: TestClient, checkou
         assert ledger_violations(session) == []
         pending = session.execute(text("SELECT count(*) FROM ledger_holds WHERE status = 'pending'")).scalar_one()
     assert pending == 0
+
+
+def test_events_announced_once_each(pay: TestClient, checkout: dict[str, str], pg_database: Database) -> None:
+    seller = merchant(pay, checkout, "RUB")
+    sale = post(pay, "/v1/payments", {"amount": "99.90", "currency": "RUB", "merchant_id": seller, "rail": "mir",
+                                      "payment_method": CARDS["mir"]}, checkout).json()
+    post(pay, f"/v1/payments/{sale['id']}/refunds", {"amount": "9.90"}, checkout)
+    declined = post(pay, "/v1/payments", {"amount": "5.00", "currency": "RUB", "merchant_id": seller, "rail": "mir",
+                                          "payment_method": {"type": "card", "pan": "2204000000000059"}}, checkout)
+    assert declined.status_code == 402
+    with pg_database.factory() as session:
+        events = [(row[0], row[1]) for row in session.execute(text(
+            "SELECT type, data FROM webhook_events ORDER BY id"))]
+    assert [kind for kind, _ in events] == ["payment.captured", "refund.succeeded", "payment.failed"]
+    assert events[0][1]["amount"] == "99.90" and events[0][1]["amount_captured"] == "99.90"
+    assert events[1][1]["amount"] == "9.90" and events[1][1]["payment"]["amount_refunded"] == "9.90"
+    assert events[2][1]["failure_code"] == "rail_declined"

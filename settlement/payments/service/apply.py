@@ -177,9 +177,8 @@ def _succeed(session: Session, payment: Payment, attempt: PaymentAttempt, outcom
                          payment_id=payment.id)
     payment.state = derive_state(payment).value
     if operation is Operation.AUTHORIZE:
-        events.payment_event(session, payment, "authorized", attempt)
-        if payment.amount_captured:
-            events.payment_event(session, payment, "captured", attempt)
+        # A sale is announced once, as captured (it was authorized and captured at once).
+        events.payment_event(session, payment, "captured" if payment.amount_captured else "authorized", attempt)
     elif operation is Operation.REFUND:
         events.refund_event(session, payment, attempt, "succeeded")
 

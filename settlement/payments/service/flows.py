@@ -148,7 +148,7 @@ def create_payment(ctx: Context, command: NewPayment, *, confirm: bool = True,
         if not confirm:
             hooks.finish(session, payment, None)
             return payment
-        attempt = ops.begin_authorization(session, payment.id, ctx.terms, now)
+        attempt = ops.begin_authorization(session, payment.id, ctx.terms, now, created=payment)
         call = _authorize_call(rail, payment, attempt, command.method)
     return _finish(ctx, call, hooks, _payment)[0]
 

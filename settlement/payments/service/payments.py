@@ -145,8 +145,12 @@ def _start(session: Session, payment: Payment, operation: Operation, amount: int
     return attempt
 
 
-def begin_authorization(session: Session, payment_id: int, terms: PaymentTerms, now: dt.datetime) -> PaymentAttempt:
-    payment = get_payment(session, payment_id, lock=True)
+def begin_authorization(session: Session, payment_id: int, terms: PaymentTerms, now: dt.datetime, *,
+                        created: Payment | None = None) -> PaymentAttempt:
+    """Start authorizing; ``created`` is the payment this transaction just inserted
+    (no other transaction can see it yet, so it need not be read back and locked)."""
+    payment = created if created is not None and created.id == payment_id else get_payment(session, payment_id,
+                                                                                             lock=True)
     if payment.state != PaymentState.REQUIRES_AUTHORIZATION.value:
         raise InvalidState(f"payment {payment.id} is {payment.state}; only a payment that requires authorization "
                            "can be authorized", payment_id=payment.id, state=payment.state)

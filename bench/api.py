@@ -1,0 +1,274 @@
+"""HTTP API throughput: payments created and captured, and balance reads.
+
+    python bench/api.py                      # defaults: 3 server workers, 32 clients, 15 s per scenario
+    python bench/api.py --workers 2 --clients 32 --seconds 20
+
+What runs (all on this machine, on loopback):
+
+* a fresh PostgreSQL database, migrated;
+* the Mir rail simulator (``settlement payments simulate``), its own process;
+* ``settlement serve --workers N``: the API under uvicorn;
+* the load generator, its own process: ``--clients`` concurrent keep-alive HTTP/1.1
+  connections, each sending its next request as soon as the previous answer arrived.
+
+Scenarios, one after the other:
+
+* ``sale``: ``POST /v1/payments`` with ``capture_method=automatic`` (one rail
+  operation authorizes and captures; the ledger books the capture and the split);
+* ``auth+capture``: ``POST /v1/payments`` (manual) then ``POST .../capture``
+  (two requests, two rail operations: a hold, then its post and the split);
+* ``balance``: ``GET /v1/accounts/{id}/balance`` of a seller's payable.
+
+Every money-moving request carries its own Idempotency-Key. Afterwards the ledger is
+checked: each currency balances, and the seller's payable equals what the captured
+payments say it should. Latencies are measured by the client from sending a request
+to reading the whole answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from settlement.auth.service import create_key
+from settlement.db import make_engine, make_session_factory, unit_of_work
+from settlement.db.migrate import upgrade
+
+PAN = "2200000000000004"
+
+
+# -- the load generator (its own process) ------------------------------------------------
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
+                   headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    writer.write(head.encode() + body)
+    status_line = await reader.readline()
+    status = int(status_line.split()[1])
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value.strip())
+    return status, await reader.readexactly(length)
+
+
+async def _client(port: int, scenario: str, auth: str, merchant_id: int, account_id: int, deadline: float,
+                  samples: list[float], errors: dict[int, int], payments: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    base = {"Authorization": f"Bearer {auth}", "Content-Type": "application/json"}
+    try:
+        while time.perf_counter() < deadline:
+            if scenario == "balance":
+                started = time.perf_counter()
+                status, _ = await _request(reader, writer, "GET", f"/v1/accounts/{account_id}/balance", base, b"")
+                samples.append(time.perf_counter() - started)
+                if status != 200:
+                    errors[status] = errors.get(status, 0) + 1
+                continue
+            manual = scenario == "auth+capture"
+            body = json.dumps({"amount": "1234.56", "currency": "RUB", "merchant_id": merchant_id, "rail": "mir",
+                               "payment_method": {"type": "card", "pan": PAN, "expiry": "3112"},
+                               "capture_method": "manual" if manual else "automatic"}).encode()
+            started = time.perf_counter()
+            status, answer = await _request(reader, writer, "POST", "/v1/payments",
+                                            {**base, "Idempotency-Key": uuid.uuid4().hex}, body)
+            samples.append(time.perf_counter() - started)
+            if status != 201:
+                errors[status] = errors.get(status, 0) + 1
+                continue
+            if manual:
+                payment_id = json.loads(answer)["id"]
+                started = time.perf_counter()
+                status, answer = await _request(reader, writer, "POST", f"/v1/payments/{payment_id}/capture",
+                                                {**base, "Idempotency-Key": uuid.uuid4().hex}, b"{}")
+                samples.append(time.perf_counter() - started)
+                if status != 200:
+                    errors[status] = errors.get(status, 0) + 1
+                    continue
+            payments.append(1)
+    finally:
+        writer.close()
+
+
+def _load(port: int, scenario: str, auth: str, merchant_id: int, account_id: int, clients: int, seconds: float,
+          out: Any) -> None:
+    samples: list[float] = []
+    errors: dict[int, int] = {}
+    payments: list[int] = []
+
+    async def main() -> float:
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(_client(port, scenario, auth, merchant_id, account_id, deadline, samples, errors,
+                                       payments) for _ in range(clients)))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(main())
+    out.send({"samples": samples, "errors": errors, "payments": len(payments), "elapsed": elapsed})
+
+
+def run_scenario(port: int, scenario: str, auth: str, merchant_id: int, account_id: int, clients: int,
+                 seconds: float) -> dict[str, Any]:
+    receive, send = mp.get_context("spawn").Pipe(duplex=False)
+    process = mp.get_context("spawn").Process(target=_load, args=(port, scenario, auth, merchant_id, account_id,
+                                                                  clients, seconds, send))
+    process.start()
+    result: dict[str, Any] = receive.recv()
+    process.join()
+    return result
+
+
+# -- the servers -------------------------------------------------------------------------
+
+
+def _fresh_database(host: str, port: str, user: str, name: str) -> str:
+    with psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+
+
+def _wait_for(check: Any, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not come up")
+
+
+def _ready(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _setup(url: str) -> tuple[str, int, int]:
+    """An API key, a RUB seller, and its payable's account id."""
+    from settlement.ledger import Ledger
+    from settlement.payments.service.merchants import MerchantSpec, create_merchant
+
+    factory = make_session_factory(make_engine(url))
+    from decimal import Decimal
+
+    with unit_of_work(factory) as session:
+        key, _ = create_key(session, "bench", ["checkout"])
+        merchant = create_merchant(session, MerchantSpec("bench seller", "RUB", Decimal("0.05")))
+        account = Ledger(session).get_account(f"merchant:{merchant.id}:payable:RUB")
+        return key, merchant.id, account.id
+
+
+def _verify(url: str, merchant_id: int, captured: int) -> list[str]:
+    """What is wrong with the ledger after the run (empty: nothing)."""
+    problems = []
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        unbalanced = conn.execute("SELECT currency FROM ledger_postings GROUP BY currency, pending "
+                                  "HAVING sum(CASE WHEN side = 'D' THEN amount ELSE -amount END) <> 0").fetchall()
+        if unbalanced:
+            problems.append(f"unbalanced currencies: {unbalanced}")
+        count, seller = conn.execute("SELECT count(*), coalesce(sum(seller_captured), 0) FROM payments "
+                                     "WHERE merchant_id = %s AND amount_captured > 0", (merchant_id,)).fetchone()
+        payable = conn.execute("SELECT credits_posted - debits_posted FROM ledger_accounts WHERE code = %s",
+                               (f"merchant:{merchant_id}:payable:RUB",)).fetchone()[0]
+        if count != captured:
+            problems.append(f"{captured} payments answered captured, the database has {count}")
+        # 1234.56 RUB less its 5 % commission, floor(6172.8) = 6172 kopecks: 1172.84 RUB to the seller.
+        if payable != seller or seller != count * 117284:
+            problems.append(f"payable {payable}, captured seller shares {seller}, expected {count} x 1172.84")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--pool-size", type=int, default=12)
+    parser.add_argument("--scenarios", default="sale,auth+capture,balance")
+    parser.add_argument("--pg-host", default=os.environ.get("SETTLEMENT_TEST_PG_HOST", "127.0.0.1"))
+    parser.add_argument("--pg-port", default=os.environ.get("SETTLEMENT_TEST_PG_PORT", "5432"))
+    parser.add_argument("--pg-user", default=os.environ.get("SETTLEMENT_TEST_PG_USER", "postgres"))
+    args = parser.parse_args()
+
+    url = _fresh_database(args.pg_host, args.pg_port, args.pg_user, "settlement_bench_api")
+    upgrade(url)
+    auth, merchant_id, account_id = _setup(url)
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    rails_file = work / "rails.json"
+    settlement = str(Path(sys.executable).with_name("settlement"))
+    env = {**os.environ, "SETTLEMENT_DATABASE_URL": url, "SETTLEMENT_RAILS_CONFIG_FILE": str(rails_file),
+           "SETTLEMENT_DATABASE_POOL_SIZE": str(args.pool_size), "SETTLEMENT_BROKER_URL": ""}
+    simulator = subprocess.Popen([settlement, "payments", "simulate", "--rails", "mir", "--config-out",
+                                  str(rails_file)], env=env, stdout=subprocess.DEVNULL)
+    server = None
+    try:
+        _wait_for(rails_file.exists, "the Mir simulator")
+        server = subprocess.Popen([settlement, "serve", "--workers", str(args.workers), "--port", str(args.port)],
+                                  env=env)
+        _wait_for(lambda: _ready(args.port), "the API")
+        run_scenario(args.port, "sale", auth, merchant_id, account_id, args.clients, 2)  # warm-up
+        print(f"{args.workers} server workers, {args.clients} clients, {args.seconds:g} s per scenario, "
+              f"{os.cpu_count()} CPUs shared by PostgreSQL, the API, the simulator and the load generator")
+        print(f"{'scenario':<14}{'requests':>10}{'req/s':>9}{'payments/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'errors':>8}")
+        captured = 0
+        for scenario in args.scenarios.split(","):
+            result = run_scenario(args.port, scenario, auth, merchant_id, account_id, args.clients, args.seconds)
+            samples = sorted(result["samples"])
+            elapsed = result["elapsed"]
+            p50 = statistics.median(samples) * 1000 if samples else 0
+            p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000 if samples else 0
+            rate = f"{result['payments'] / elapsed:.0f}" if scenario != "balance" else "-"
+            errors = sum(result["errors"].values())
+            print(f"{scenario:<14}{len(samples):>10}{len(samples) / elapsed:>9.0f}{rate:>12}{p50:>9.1f}{p99:>9.1f}"
+                  f"{errors:>8}" + (f"  {result['errors']}" if errors else ""))
+            captured += result["payments"]
+        problems = _verify(url, merchant_id, captured + _warm_up_payments(url, merchant_id, captured))
+        print("ledger check: " + ("ok" if not problems else "; ".join(problems)))
+    finally:
+        for process in (server, simulator):
+            if process is not None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _warm_up_payments(url: str, merchant_id: int, measured: int) -> int:
+    """Payments captured during the warm-up (not measured, but in the ledger)."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        total = conn.execute("SELECT count(*) FROM payments WHERE merchant_id = %s AND amount_captured > 0",
+                             (merchant_id,)).fetchone()[0]
+    return int(total) - measured
+
+
+if __name__ == "__main__":
+    main()
