@@ -47,9 +47,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from settlement.auth.service import create_key
-from settlement.db import make_engine, make_session_factory, unit_of_work
-from settlement.db.migrate import upgrade
+from settlement.auth.service import create_key  # noqa: E402 - after the path setup above
+from settlement.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
+from settlement.db.migrate import upgrade  # noqa: E402
 
 PAN = "2200000000000004"
 

@@ -72,6 +72,6 @@ def test_events_announced_once_each(pay: TestClient, checkout: dict[str, str], p
         events = [(row[0], row[1]) for row in session.execute(text(
             "SELECT type, data FROM webhook_events ORDER BY id"))]
     assert [kind for kind, _ in events] == ["payment.captured", "refund.succeeded", "payment.failed"]
-    assert events[0][1]["amount"] == "99.90" and events[0][1]["amount_captured"] == "99.90"
-    assert events[1][1]["amount"] == "9.90" and events[1][1]["payment"]["amount_refunded"] == "9.90"
+    assert (events[0][1]["amount"], events[0][1]["amount_captured"]) == ("99.90", "99.90")
+    assert (events[1][1]["amount"], events[1][1]["payment"]["amount_refunded"]) == ("9.90", "9.90")
     assert events[2][1]["failure_code"] == "rail_declined"
