@@ -75,7 +75,10 @@ def format_time(value: dt.datetime) -> str:
     """An aware datetime as the canonical UTC string with microseconds."""
     if value.tzinfo is None:
         raise InvalidCanonicalEntry("naive datetime: the canonical encoding needs an aware time", field="time")
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = value.astimezone(dt.UTC)
+    # Not strftime: its %Y does not pad years before 1000 to four digits everywhere.
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}."
+            f"{v.microsecond:06d}Z")
 
 
 def parse_time(text: str) -> dt.datetime:
