@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from settlement.api import idempotency as idempotency_models
 from settlement.auth import models as auth_models
+from settlement.console import models as console_models
 from settlement.db.base import Base
 from settlement.exports import models as export_models
 from settlement.fx import models as fx_models
@@ -16,5 +17,5 @@ from settlement.webhooks import models as webhook_models
 
 metadata = Base.metadata
 
-__all__ = ["auth_models", "export_models", "fx_models", "idempotency_models", "journal_models", "ledger_models",
-           "metadata", "payments_models", "reconciliation_models", "webhook_models"]
+__all__ = ["auth_models", "console_models", "export_models", "fx_models", "idempotency_models", "journal_models",
+           "ledger_models", "metadata", "payments_models", "reconciliation_models", "webhook_models"]

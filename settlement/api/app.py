@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from settlement.api import problems
 from settlement.api.routes import routers
 from settlement.config import Settings, get_settings
+from settlement.console import create_console
 from settlement.db import make_session_factory
 
 DESCRIPTION = """Cross-border payment settlement: payments over Mir, UnionPay and Alipay, one
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     problems.install(app)
     for router in routers():
         app.include_router(router)
+    # The finance console: pages with a session cookie, outside the API's schema.
+    app.mount("/console", create_console(config, app.state.factory))
     return app
 
 
