@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from adapters.base import Discrepancy, MethodKind, PaymentMethod, SettlementRecord, TxnStatus
+from adapters.base import Discrepancy, MethodKind, PaymentMethod, TxnStatus
 from adapters.simulation import LoopbackHTTPServer, apply_discrepancies, plan_random
 
 from . import sim_funds, sim_trades
@@ -215,7 +215,7 @@ class AlipaySimulator:
         written, late, applied = apply_discrepancies(records, planned, rail=RAIL, settlement_date=settlement_date,
                                                      currency=HOME_CURRENCY)
         self._state.book.hold_back(late)
-        write_settlement(out, (_with_reference(r) for r in written))
+        write_settlement(out, written)
         return applied
 
     # -- extra hooks for tests and the demo ---------------------------------------
@@ -337,14 +337,6 @@ def _status(*, refunded: bool, paid: bool, open_: bool, waiting: bool) -> TxnSta
     if waiting:
         return TxnStatus.PENDING
     return TxnStatus.AUTHORIZED if open_ else TxnStatus.VOIDED
-
-
-def _with_reference(record: SettlementRecord) -> SettlementRecord:
-    # An injected UNKNOWN record may come without a reference; Alipay always writes a
-    # partner transaction id, so give it one nobody issued.
-    if record.reference:
-        return record
-    return dataclasses.replace(record, reference=f"UNKNOWN{record.rail_reference}")
 
 
 def _parse_rates(text: str) -> dict[str, Decimal]:

@@ -192,7 +192,10 @@ class UnionPaySimulator:
                               discrepancies: Sequence[Discrepancy] = (), seed: int | None = None,
                               rate: Decimal = Decimal(0)) -> list[Discrepancy]:
         """Write a ZM file of every money movement not yet written (and LATE ones held
-        back before), all cleared on ``settlement_date``; keep it for fileTransfer."""
+        back before), all cleared on ``settlement_date``; keep it for fileTransfer. A
+        ZM file has no header or trailer, so a day with nothing to clear writes nothing
+        (and fileTransfer answers 98 for it): no bytes, which :func:`.files.parse_zm`
+        refuses as an empty file."""
         pending, held = self._book.take()
         records = [dataclasses.replace(r, settlement_date=settlement_date) for r in (*held, *pending)]
         planned = list(discrepancies)

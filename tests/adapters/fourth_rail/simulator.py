@@ -6,8 +6,13 @@ refund, each idempotent on our reference) and writes the CSV settlement file of
 everything captured or refunded since the last file, through
 :func:`adapters.simulation.apply_discrepancies`.
 
-Options: ``signing="wrong-key"`` signs every answer with a key the adapter does
-not hold.
+Options: ``signing="wrong-key"`` signs every answer and notification with a key the
+adapter does not hold (requests are still carried out).
+
+A query always succeeds as a request: it reports the operation's outcome (``declined``
+with the code it was declined with, ``not_found``, or the transaction's current state
+and what the operation moved). Refunds settle under the original transaction's
+``rail_reference``; the CSV file has no column for an operation's own id.
 """
 
 from __future__ import annotations
@@ -136,17 +141,6 @@ class FourthSimulator:
                 "reference": reference, "rail_reference": txn.rail_reference,
                 "status": answer["status"], "amount": answer["amount"], "currency": answer["currency"],
                 "occurred_at": dt.datetime.now(dt.UTC).isoformat()})
-        return {protocol.SIGNATURE_HEADER: protocol.sign(self._answer_key, body)}, body
-
-    def signed_notification(self, reference: str) -> tuple[dict[str, str], bytes]:
-        """The notification this rail would post for ``reference`` (headers, body)."""
-        with self._lock:
-            txn = self._txns[self._answers[reference]["rail_reference"]]
-            body = protocol.encode({
-                "notification_id": f"N-{txn.rail_reference}-{txn.status.value}",
-                "reference": txn.reference, "rail_reference": txn.rail_reference,
-                "status": txn.status.value, "amount": format_amount(txn.amount, txn.currency),
-                "currency": txn.currency, "occurred_at": dt.datetime.now(dt.UTC).isoformat()})
         return {protocol.SIGNATURE_HEADER: protocol.sign(self._answer_key, body)}, body
 
     # -- the gateway ----------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""What the conformance suite does not cover for the fourth rail: notifications,
-unreachable gateway, unsupported operations and broken settlement files."""
+"""What the conformance suite does not cover for the fourth rail: notifications from
+another merchant, unreachable gateway, unsupported operations and the settlement
+file's error reporting line by line."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_notifications_verify_and_parse() -> None:
         request = AuthorizeRequest(reference=new_reference(), amount=88_00, currency="HKD",
                                    method=sim.approving_method(), capture=True)
         rail.authorize(request)
-        headers, body = sim.signed_notification(request.reference)  # type: ignore[attr-defined]
+        headers, body = sim.notification_for(request.reference)
         notification = rail.parse_notification(headers, body)
         assert (notification.reference, notification.status, notification.amount) == (
             request.reference, TxnStatus.CAPTURED, 88_00)
@@ -44,7 +45,7 @@ def test_notifications_signed_with_another_merchants_key_are_refused() -> None:
         request = AuthorizeRequest(reference=new_reference(), amount=10_00, currency="HKD",
                                    method=other.approving_method(), capture=True)
         other_rail.authorize(request)
-        headers, body = other.signed_notification(request.reference)  # type: ignore[attr-defined]
+        headers, body = other.notification_for(request.reference)
         assert other_rail.parse_notification(headers, body).reference == request.reference
         with pytest.raises(SignatureInvalid):
             rail.parse_notification(headers, body)
