@@ -604,9 +604,11 @@ class RailSimulator(Protocol):
                               rate: Decimal = Decimal(0)) -> list[Discrepancy]:
         """Write the settlement file for what settled on ``settlement_date`` (every
         captured, refunded or paid-out operation not yet written, plus records held
-        back as LATE earlier). ``discrepancies`` are applied as listed; with ``seed``,
-        each eligible record also gets a random discrepancy with probability ``rate``.
-        Returns every discrepancy actually applied, so tests can assert outcomes."""
+        back as LATE earlier), every record dated ``settlement_date``.
+        ``discrepancies`` are applied as listed; with ``seed``, each eligible record
+        also gets a random discrepancy with probability ``rate``, the same ones for the
+        same seed and records. Returns every discrepancy actually applied, so tests
+        can assert outcomes."""
         ...
 
 
