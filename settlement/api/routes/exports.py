@@ -16,7 +16,7 @@ from settlement.auth.service import Principal
 from settlement.config import Settings
 from settlement.exports import jobs
 from settlement.exports.schemas import ExportCreate, ExportList, ExportOut
-from settlement.exports.tasks import run_export
+from settlement.tasks.app import get_celery
 from settlement.tasks.base import send_after_commit
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
@@ -27,7 +27,7 @@ Auditor = Annotated[Principal, Security(AUDITOR_READ)]
              summary="Export the ledger of a period (runs as a task; poll the export, then download it)")
 def create_export(body: ExportCreate, session: SessionDep, principal: Auditor) -> ExportOut:
     job = jobs.create_job(session, body.request(), requested_by=principal.key_id)
-    send_after_commit(session, run_export, job.id)
+    send_after_commit(session, get_celery().tasks["settlement.exports.run"], job.id)
     return ExportOut.of(job)
 
 
