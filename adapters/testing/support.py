@@ -89,11 +89,11 @@ class Payment:
     capture_reference: str = ""  # empty for a sale
 
 
-def captured_payment(rail: PaymentRail, sim: RailSimulator, amount: int, *,
-                     currency: str | None = None, reference: str | None = None) -> Payment:
+def captured_payment(rail: PaymentRail, sim: RailSimulator, amount: int, *, currency: str | None = None,
+                     reference: str | None = None, sale: bool = False) -> Payment:
     """Authorize and capture ``amount`` in full, or sell it where the rail has no
-    separate authorization."""
-    separate = separate_capture(rail)
+    separate authorization (or, with ``sale``, wherever it can sell: one round trip)."""
+    separate = separate_capture(rail) and not (sale and Capability.SALE in rail.capabilities)
     request, result = authorize(rail, sim, amount, capture=not separate, currency=currency, reference=reference)
     capture_reference = ""
     if separate:
