@@ -39,7 +39,10 @@ def get_session(factory: Annotated[SessionFactory, Depends(session_factory)]) ->
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: ``scope="function"``: the unit of work ends (commits) when the endpoint returns,
+#: before the response is sent, so a client is never told of a change whose commit
+#: then failed (the default "request" scope would commit after sending).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 class Guard:
