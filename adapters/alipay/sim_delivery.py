@@ -63,8 +63,10 @@ class Deliverer:
     """Sends notifications in the background with Alipay's retry schedule."""
 
     def __init__(self, *, sign: Callable[[dict[str, str]], dict[str, str]], app_id: str,
-                 clock: Callable[[], dt.datetime], time_scale: float, max_deliveries: int = MAX_DELIVERIES,
-                 timeout: float = 2.0) -> None:
+                 clock: Callable[[], dt.datetime],
+                 time_scale: float,  # float-ok: a time factor
+                 max_deliveries: int = MAX_DELIVERIES,
+                 timeout: float = 2.0) -> None:  # float-ok: seconds
         self._sign = sign
         self._app_id = app_id
         self._clock = clock
@@ -109,7 +111,7 @@ class Deliverer:
         with self._cond:
             return len(self._queue)
 
-    def _schedule(self, job: _Job, delay: float) -> None:
+    def _schedule(self, job: _Job, delay: float) -> None:  # float-ok: seconds
         with self._cond:
             if self._stopping:
                 return

@@ -51,7 +51,7 @@ class Gateway:
     objects are immutable and ``httpx.Client`` pools connections across threads."""
 
     def __init__(self, *, url: str, app_id: str, private_key: rsa.RSAPrivateKey,
-                 alipay_key: rsa.RSAPublicKey, timeout: float, max_response_bytes: int,
+                 alipay_key: rsa.RSAPublicKey, timeout: float, max_response_bytes: int,  # float-ok: seconds
                  clock: Callable[[], dt.datetime] = beijing_now) -> None:
         self.url = url
         self.app_id = app_id

@@ -100,7 +100,7 @@ class MirRail:
     calendar = CALENDAR
 
     def __init__(self, *, host: str, port: int, mac_key: bytes, terminal_id: str = "TERM0001",
-                 merchant_id: str = "MERCHANT0000001", timeout: float = 10.0) -> None:
+                 merchant_id: str = "MERCHANT0000001", timeout: float = 10.0) -> None:  # float-ok: seconds
         if len(terminal_id) != 8 or len(merchant_id) != 15:
             raise ValueError("terminal_id must be 8 characters and merchant_id 15")
         if timeout <= 0:

@@ -38,7 +38,7 @@ class FramedServer:
     runs on the server thread, one frame at a time."""
 
     def __init__(self, on_frame: Callable[[bytes], Reply | None], on_error: Callable[[str, str], None],
-                 *, port: int = 0, idle_timeout: float = 30.0) -> None:
+                 *, port: int = 0, idle_timeout: float = 30.0) -> None:  # float-ok: seconds
         self._on_frame = on_frame
         self._on_error = on_error
         self._wanted_port = port

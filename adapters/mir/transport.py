@@ -24,7 +24,7 @@ from adapters.mir.protocol import ProtocolError, frame, frame_length
 from adapters.mir.terms import RAIL
 
 
-def exchange(host: str, port: int, body: bytes, timeout: float) -> bytes:
+def exchange(host: str, port: int, body: bytes, timeout: float) -> bytes:  # float-ok: seconds
     """Send ``body`` framed and return the body of the answer frame, all within
     ``timeout`` seconds (one deadline for connect, send and receive, so a host that
     drips bytes cannot stretch it)."""
@@ -53,7 +53,7 @@ def exchange(host: str, port: int, body: bytes, timeout: float) -> bytes:
         return _receive(sock, length, deadline, started=True)
 
 
-def _receive(sock: socket.socket, size: int, deadline: float, *, started: bool) -> bytes:
+def _receive(sock: socket.socket, size: int, deadline: float, *, started: bool) -> bytes:  # float-ok: seconds
     """Exactly ``size`` bytes before ``deadline``. ``started`` says whether part of the
     answer already arrived (then a short read is a truncated answer, not silence)."""
     chunks: list[bytes] = []

@@ -54,7 +54,7 @@ class UnionPayConfig:
     notify_url: str
     gateway_organization: str
     channel_type: str
-    timeout: float
+    timeout: float  # float-ok: seconds
     notification_max_age: dt.timedelta
 
     @classmethod
@@ -67,7 +67,7 @@ class UnionPayConfig:
         if not (mer_id.isascii() and mer_id.isdigit() and len(mer_id) == 15):
             raise ValueError("mer_id must be 15 digits")
         roots = tuple(x509.load_pem_x509_certificates(config["root_cert_pem"].encode("ascii")))
-        timeout = float(config.get("timeout_seconds") or "15")
+        timeout = float(config.get("timeout_seconds") or "15")  # float-ok: seconds
         max_age = int(config.get("notification_max_age_s") or "86400")
         if timeout <= 0 or max_age <= 0:
             raise ValueError("timeout_seconds and notification_max_age_s must be positive")

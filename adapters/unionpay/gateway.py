@@ -94,7 +94,7 @@ class Gateway:
     """Thread-safe: one lock guards every book."""
 
     def __init__(self, *, mer_id: str, book: SettlementBook, schedule: Schedule, notify: Notify,
-                 pending_delay: float) -> None:
+                 pending_delay: float) -> None:  # float-ok: seconds
         self._mer_id = mer_id
         self._book = book
         self._schedule = schedule

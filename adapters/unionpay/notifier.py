@@ -49,7 +49,7 @@ class Timer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def call_later(self, delay: float, action: Callable[[], None]) -> None:
+    def call_later(self, delay: float, action: Callable[[], None]) -> None:  # float-ok: seconds
         with self._wake:
             if not self._running:
                 return
@@ -86,7 +86,8 @@ class Notifier:
     """Delivers notifications on the timer thread, retrying until HTTP 200 or
     ``attempts`` tries; the wait doubles from ``first_delay`` seconds."""
 
-    def __init__(self, timer: Timer, *, attempts: int, first_delay: float, timeout: float = 2.0) -> None:
+    def __init__(self, timer: Timer, *, attempts: int,
+                 first_delay: float, timeout: float = 2.0) -> None:  # float-ok: seconds
         self._timer = timer
         self._attempts = attempts
         self._first_delay = first_delay

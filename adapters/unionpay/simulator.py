@@ -106,9 +106,10 @@ class UnionPaySimulator:
         self._book = SettlementBook()
         self._timer = Timer(f"unionpay-sim-{self.mer_id}")
         self._notifier = Notifier(self._timer, attempts=int(settings["notify_attempts"]),
-                                  first_delay=float(settings["notify_first_delay"]))
+                                  first_delay=float(settings["notify_first_delay"]))  # float-ok: seconds
         self._gateway = Gateway(mer_id=self.mer_id, book=self._book, schedule=self._timer.call_later,
-                                notify=self._notify, pending_delay=float(settings["pending_delay"]))
+                                notify=self._notify,
+                                pending_delay=float(settings["pending_delay"]))  # float-ok: seconds
         self._server = LoopbackHTTPServer(handler_for(self.handle), int(settings["port"]))
         self._keys: _Keys | None = None
         self._lock = threading.Lock()
