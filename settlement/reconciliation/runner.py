@@ -83,7 +83,8 @@ def load_file(factory: SessionFactory, settings: Settings, file_id: int, *,
                     chunk.append(item)
                     if len(chunk) >= settings.recon_load_chunk:
                         _flush(factory, file_id, chunk)
-                        progress(Step.LOAD.value, min(stream.tell(), size), size)
+                        # The parser reads ahead: the position can reach the end early.
+                        progress(Step.LOAD.value, min(stream.tell(), size - 1), size)
                         chunk = []
                 _flush(factory, file_id, chunk, final=True)
                 progress(Step.LOAD.value, size, size)
@@ -100,6 +101,16 @@ def _flush(factory: SessionFactory, file_id: int, chunk: list[loading.Item], *, 
             loading.write_chunk(session, file_id, chunk)
         if final:
             loading.finish(session, file_id)
+    if final:
+        _analyze(factory, "recon_file_items", "recon_statement_lines")
+
+
+def _analyze(factory: SessionFactory, *tables: str) -> None:
+    """Fresh statistics after a bulk change: autovacuum comes later, and plans made on
+    the old counts (a few rows where there are a million) turn joins into scans."""
+    with unit_of_work(factory) as session:
+        for table in tables:
+            session.execute(text(f"ANALYZE {table}"))
 
 
 def execute(factory: SessionFactory, settings: Settings, run_id: int, *,
@@ -190,6 +201,7 @@ def _match_step(factory: SessionFactory, settings: Settings, run_id: int, progre
             queue.open_for_run(session, run.id)
             queue.close_arrived_late(session, run.id)
         runs.set_step(session, run_id, Step.MATCH, status="done", done=1, total=1)
+    _analyze(factory, "recon_matches", "recon_match_items", "recon_match_expectations", "recon_expectations")
     progress(Step.MATCH.value, 1, 1)
 
 

@@ -20,7 +20,7 @@ from adapters.unionpay.files import write_zm
 from settlement.config import Settings
 from settlement.db import SessionFactory, unit_of_work
 from settlement.reconciliation import runner
-from settlement.reconciliation.expectations import expect
+from settlement.reconciliation.expectations import ExpectationSpec, expect, expect_many
 from settlement.reconciliation.models import FileKind
 from settlement.reconciliation.service import files, runs
 
@@ -103,7 +103,15 @@ class Harness:
         self.settings = settings
 
     def expect(self, *operations: Op, expected_fee: bool = True, **extra: Any) -> None:
+        """Expectations of ``operations``: through :func:`expect` for a few, the bulk path
+        (COPY) for many."""
         with unit_of_work(self.factory) as session:
+            if len(operations) > 50:
+                expect_many(session, [ExpectationSpec(
+                    op.rail, op.kind, op.reference, op.rail_reference, op.amount, op.currency, op.day, op.rrn,
+                    op.fee if expected_fee else None, "CNY" if op.fx_rate is not None else None, None, op.fx_rate,
+                    **extra) for op in operations], settings=self.settings)
+                return
             for op in operations:
                 expect(session, rail=op.rail, kind=op.kind, reference=op.reference, rail_reference=op.rail_reference,
                        amount=op.amount, currency=op.currency, transaction_date=op.day, rrn=op.rrn,
@@ -149,12 +157,17 @@ class Harness:
     def results(self, run_id: int) -> list[dict[str, Any]]:
         """(outcome, rule, shape, references of the records and expectations) per match."""
         rows = self.sql("""
-            SELECT m.id, m.outcome, m.rule, m.shape,
-                   (SELECT string_agg(i.reference, ',' ORDER BY i.line_number) FROM recon_match_items x
-                    JOIN recon_file_items i ON i.id = x.item_id WHERE x.match_id = m.id),
-                   (SELECT string_agg(e.reference, ',' ORDER BY e.reference) FROM recon_match_expectations x
-                    JOIN recon_expectations e ON e.id = x.expectation_id WHERE x.match_id = m.id)
-            FROM recon_matches m WHERE m.run_id = :r ORDER BY m.id""", r=run_id)
+            WITH items AS (SELECT x.match_id, string_agg(i.reference, ',' ORDER BY i.line_number) AS refs
+                           FROM recon_matches m JOIN recon_match_items x ON x.match_id = m.id
+                           JOIN recon_file_items i ON i.id = x.item_id WHERE m.run_id = :r GROUP BY x.match_id),
+                 expected AS (SELECT x.match_id, string_agg(e.reference, ',' ORDER BY e.reference) AS refs
+                              FROM recon_matches m JOIN recon_match_expectations x ON x.match_id = m.id
+                              JOIN recon_expectations e ON e.id = x.expectation_id WHERE m.run_id = :r
+                              GROUP BY x.match_id)
+            SELECT m.id, m.outcome, m.rule, m.shape, items.refs, expected.refs
+            FROM recon_matches m LEFT JOIN items ON items.match_id = m.id
+            LEFT JOIN expected ON expected.match_id = m.id
+            WHERE m.run_id = :r ORDER BY m.id""", r=run_id)
         return [{"id": r[0], "outcome": r[1], "rule": r[2], "shape": r[3], "items": r[4] or "",
                  "expected": r[5] or ""} for r in rows]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from settlement.cli import build_app
+from settlement.cli import build_app, common
 from tests.conftest import Database
 from tests.reconciliation.factories import DAY, Harness, Op, ops, statement_camt, write_file
 
@@ -22,11 +23,16 @@ def _run(database: Database, *args: str, code: int = 0) -> str:
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.setenv("SETTLEMENT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SETTLEMENT_WRITEOFF_APPROVAL_THRESHOLD", "10000")
-    monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path
+    # Wide enough that tables never wrap a word (the consoles exist before this test).
+    widths = [(c, c._width) for c in (common.console, common.errors)]
+    for console, _ in widths:
+        console.width = 200
+    yield tmp_path
+    for console, width in widths:
+        console._width = width
 
 
 def _count(output: str, label: str) -> int:

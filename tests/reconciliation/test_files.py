@@ -44,7 +44,7 @@ def test_bad_lines_become_error_items_and_good_lines_still_count(recon: Harness)
     lines[2] = lines[2].replace(b";10002;", b";10x02;")                     # AMOUNT not a number
     lines[4] = lines[4].replace(b"18.11.2026", b"31.02.2026", 1)             # no such date
     lines[5] = lines[5].replace(b";;;", b";;2200000000000004;", 1)           # an unmasked card number
-    run_id, summary = recon.reconcile(b"\n".join(lines))
+    _, summary = recon.reconcile(b"\n".join(lines))
     errors = recon.sql("SELECT line_number, field, reason, raw FROM recon_file_errors ORDER BY line_number")
     assert [(line, field) for line, field, _, _ in errors] == [
         (3, "AMOUNT"), (5, "TRANSACTION_DATE"), (6, "MASKED_PAN")]

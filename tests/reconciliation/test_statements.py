@@ -55,7 +55,7 @@ def test_1c_statement_confirms_a_batch(recon: Harness) -> None:
     amount = _settle(recon, D, 1)
     document = one_c_document("7", f"{amount // 100}.{amount % 100:02d}", ДатаПоступило=D.strftime("%d.%m.%Y"))
     data = one_c_file([*one_c_account_section(), *document])
-    run_id, summary = recon.reconcile(data, rail=None, kind=FileKind.STATEMENT, name="kl_to_1c.txt")
+    _, summary = recon.reconcile(data, rail=None, kind=FileKind.STATEMENT, name="kl_to_1c.txt")
     assert summary["outcomes"]["matched"] == 1
     assert recon.balance("bank:account:RUB") == amount
 
@@ -64,7 +64,7 @@ def test_a_statement_line_is_used_once(recon: Harness) -> None:
     amount = _settle(recon, D, 1)
     recon.reconcile(statement_camt([(amount, D, "E2E-1")]), rail=None, kind=FileKind.STATEMENT, name="a")
     # A second statement repeating the movement finds the batch already confirmed.
-    run_id, summary = recon.reconcile(statement_camt([(amount, D, "E2E-1"), (1, D, "x")]), rail=None,
-                                      kind=FileKind.STATEMENT, name="b")
+    _, summary = recon.reconcile(statement_camt([(amount, D, "E2E-1"), (1, D, "x")]), rail=None,
+                                 kind=FileKind.STATEMENT, name="b")
     assert summary["outcomes"]["unexpected_in_file"] == 2
     assert recon.balance("bank:account:RUB") == amount

@@ -84,6 +84,13 @@ def _x(session: Session, sql: str, **params: object) -> int:
 def prepare(session: Session, p: MatchParams) -> None:
     """Build the working set."""
     session.execute(text("SET LOCAL work_mem = '256MB'"))
+    # Every join here is a whole set against a whole set. The planner's estimate for a
+    # join on three or four equal columns of fresh temporary tables is a handful of
+    # rows, which makes it pick nested loops: quadratic (minutes for a few thousand
+    # lines). Hash and merge joins are right at every size.
+    session.execute(text("SET LOCAL enable_nestloop = off"))
+    # Those same estimates make JIT compile every statement, which costs more than it saves.
+    session.execute(text("SET LOCAL jit = off"))
     _x(session, """
         CREATE TEMP TABLE ri ON COMMIT DROP AS
         SELECT i.id, i.line_number, i.record_type,
@@ -141,22 +148,23 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
     found: dict[str, int] = {}
     for name, item_key, exp_key in KEYS:
         rule = f"{'exact' if exact else 'key'}:{name}"
-        item_group = f"{item_key}, kind, currency" + (", gross" if exact else "")
-        item_tuple = f"i.{item_key}, i.kind, i.currency" + (", i.gross" if exact else "")
-        exp_group = f"{exp_key}, kind, currency" + (", signed_amount" if exact else "")
-        exp_tuple = f"e.{exp_key}, e.kind, e.currency" + (", e.signed_amount" if exact else "")
+        amount_i, amount_e = (", gross", ", signed_amount") if exact else ("", "")
         same_amount = "AND e.signed_amount = i.gross" if exact else ""
+        # Keys unique on each side: equi-joins on grouped keys, so PostgreSQL hashes them.
         _x(session, f"""
             INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
             SELECT {_GID}, :rule, '1:1', {_select_pair()}
             FROM ri i
+            JOIN (SELECT {item_key} AS k, kind, currency{amount_i} FROM ri WHERE {item_key} <> ''
+                  GROUP BY {item_key}, kind, currency{amount_i} HAVING count(*) = 1) ui
+              ON ui.k = i.{item_key} AND ui.kind = i.kind AND ui.currency = i.currency
+                 {"AND ui.gross = i.gross" if exact else ""}
             JOIN re e ON e.{exp_key} = i.{item_key} AND e.kind = i.kind AND e.currency = i.currency {same_amount}
-            WHERE i.{item_key} <> ''
-              AND abs(i.transaction_date - e.transaction_date) <= :window
-              AND ({item_tuple}) IN (SELECT {item_group} FROM ri WHERE {item_key} <> ''
-                                     GROUP BY {item_group} HAVING count(*) = 1)
-              AND ({exp_tuple}) IN (SELECT {exp_group} FROM re WHERE {exp_key} <> ''
-                                    GROUP BY {exp_group} HAVING count(*) = 1)
+            JOIN (SELECT {exp_key} AS k, kind, currency{amount_e} FROM re WHERE {exp_key} <> ''
+                  GROUP BY {exp_key}, kind, currency{amount_e} HAVING count(*) = 1) ue
+              ON ue.k = e.{exp_key} AND ue.kind = e.kind AND ue.currency = e.currency
+                 {"AND ue.signed_amount = e.signed_amount" if exact else ""}
+            WHERE abs(i.transaction_date - e.transaction_date) <= :window
             ORDER BY i.line_number""", rule=rule, window=p.window_days)
         found[rule] = _take(session, rule)
     return found
@@ -265,11 +273,12 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
     """Duplicates, unexpected records and missing expectations (nothing is claimed)."""
     # A leftover record repeating a settled expectation (same key, kind, amount) is a
     # duplicate; rp holds what this run paired, the status what earlier runs did.
-    repeats = """EXISTS (SELECT 1 FROM recon_expectations x WHERE x.rail = :rail AND x.kind = ri.kind
-                         AND x.signed_amount = ri.gross AND x.currency = ri.currency
-                         AND (x.status <> 'open' OR x.id IN (SELECT exp_id FROM rp))
-                         AND ((ri.rail_reference <> '' AND x.rail_reference = ri.rail_reference)
-                              OR (ri.rrn <> '' AND x.rrn = ri.rrn)))"""
+    # One EXISTS per key, so each is an index lookup (rail, key).
+    same = """x.rail = :rail AND x.kind = ri.kind AND x.signed_amount = ri.gross AND x.currency = ri.currency
+              AND (x.status <> 'open' OR x.id IN (SELECT exp_id FROM rp))"""
+    repeats = f"""(ri.rail_reference <> '' AND EXISTS (SELECT 1 FROM recon_expectations x
+                                                       WHERE x.rail_reference = ri.rail_reference AND {same}))
+               OR (ri.rrn <> '' AND EXISTS (SELECT 1 FROM recon_expectations x WHERE x.rrn = ri.rrn AND {same}))"""
     _x(session, f"""
         CREATE TEMP TABLE rl ON COMMIT DROP AS
         SELECT {_GID} AS gid, id, CASE WHEN {repeats} THEN 'repeats_settled' ELSE 'no_expectation' END AS rule
