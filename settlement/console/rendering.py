@@ -78,7 +78,11 @@ SENTENCES: dict[str, str] = {
 
 
 def sentence(error: SettlementError) -> str:
-    """What to tell a person about ``error``."""
+    """What to tell a person about ``error`` (for bad fields: every field's message, which
+    the page also shows beside the field)."""
+    fields = error.detail.get("fields")
+    if error.code == "console_invalid_input" and isinstance(fields, dict) and fields:
+        return "Some values cannot be used: " + " ".join(str(m) for m in fields.values())
     template = SENTENCES.get(error.code)
     if template is None:
         return f"{error.title}: {error.message}."
