@@ -139,9 +139,8 @@ class JournalCheck:
         """The leaf hash of the entry the rows describe (their shapes were checked as
         they were read, so they encode directly)."""
         try:
+            # Any JSON text of the object will do: the canonical encoding re-serialises it.
             metadata = {} if head.metadata == "{}" else _parse_object(head.metadata)
-            if metadata and canonical.canonical_json(metadata) != head.metadata:
-                self.fail(where, "metadata is not in canonical JSON form")
             data = canonical.encode_fields(head.entry_id, head.idempotency_key, head.kind, head.effective_at,
                                            head.recorded_at, head.description, metadata, head.reverses_entry_id,
                                            head.hold_id, postings)

@@ -95,6 +95,38 @@ class ExportQueries:
             {"n": tree_size, "f": self._t(period_from)})
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
+    def movements(self, first: int, last: int, period_from: dt.datetime | None,
+                  period_to: dt.datetime | None) -> tuple[dict[int, list[int]], int, int, int]:
+        """For sequence numbers first..last: account id -> [posted debits, posted
+        credits] recorded in the period; the number of postings and of entries
+        without postings (together, the journal's rows); the number of posted
+        postings recorded in the period (the statements' posting lines)."""
+        in_period, params = "NOT p.pending", {"a": first, "b": last}
+        if period_from is not None:
+            in_period += " AND e.recorded_at >= :f"
+            params["f"] = self._t(period_from)
+        if period_to is not None:
+            in_period += " AND e.recorded_at < :t"
+            params["t"] = self._t(period_to)
+        rows = self.session.execute(text(
+            f"SELECT p.account_id, COUNT(*), COUNT(*) FILTER (WHERE {in_period}), "
+            f"COALESCE(SUM(CASE WHEN p.side = 'D' AND {in_period} THEN p.amount END), 0), "
+            f"COALESCE(SUM(CASE WHEN p.side = 'C' AND {in_period} THEN p.amount END), 0) "
+            "FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id "
+            "LEFT JOIN ledger_postings p ON p.entry_id = l.entry_id "
+            "WHERE l.seq >= :a AND l.seq <= :b GROUP BY p.account_id"), params)
+        moves: dict[int, list[int]] = {}
+        postings = empty = in_period_count = 0
+        for row in rows:
+            if row[0] is None:
+                empty = int(row[1])
+                continue
+            postings += int(row[1])
+            in_period_count += int(row[2])
+            if row[3] or row[4]:
+                moves[int(row[0])] = [int(row[3]), int(row[4])]
+        return moves, postings, empty, in_period_count
+
     def journal(self, first: int, last: int) -> Iterator[reader.EntryRecord]:
         """Sealed entries first..last with their stored leaf hashes, in sequence order."""
         a, b = reader.bind(self.dialect, "a"), reader.bind(self.dialect, "b")
@@ -107,18 +139,18 @@ class ExportQueries:
                         period_to: dt.datetime | None) -> Iterator[Sequence[Any]]:
         """Posted postings recorded in the period, by account, then sequence, then
         posting id: (account_id, seq, entry_id, posting_id, side, amount, recorded_at,
-        description). A posting's recorded_at is its entry's."""
+        description)."""
         def bind(name: str) -> str:
             return reader.bind(self.dialect, name)
 
-        rec = reader.time_column(self.dialect, "p.recorded_at")
+        rec = reader.time_column(self.dialect, "e.recorded_at")
         clauses = [f"l.seq >= {bind('a')}", f"l.seq <= {bind('b')}", "NOT p.pending"]
         params: dict[str, Any] = {"a": first, "b": last}
         if period_from is not None:
-            clauses.append(f"p.recorded_at >= {bind('f')}")
+            clauses.append(f"e.recorded_at >= {bind('f')}")
             params["f"] = self._t(period_from)
         if period_to is not None:
-            clauses.append(f"p.recorded_at < {bind('t')}")
+            clauses.append(f"e.recorded_at < {bind('t')}")
             params["t"] = self._t(period_to)
         result = reader.rows(self.session, (
             f"SELECT p.account_id, l.seq, l.entry_id, p.id, p.side, p.amount, {rec}, e.description "

@@ -36,7 +36,7 @@ from typing import Any
 from settlement.config import Settings
 from settlement.db import SessionFactory, unit_of_work
 from settlement.db.types import utcnow
-from settlement.exports import manifest
+from settlement.exports import manifest, pgcsv
 from settlement.exports.errors import (
     ExportDirectoryNotEmpty,
     InvalidExchangeRate,
@@ -159,8 +159,12 @@ class _Run:
         start, end = request.period_from, request.period_to
         self.from_text = canonical.format_time(start) if start else None
         self.to_text = canonical.format_time(end) if end else None
-        self.writers = {report: self._writer(report) for report in (JOURNAL, TRIAL_BALANCE, STATEMENTS)}
+        # CSV on PostgreSQL: the database writes the journal and the statements (pgcsv.py).
+        self.by_database = self.queries.dialect == "postgresql" and request.format == "csv"
+        reports = (TRIAL_BALANCE,) if self.by_database else (JOURNAL, TRIAL_BALANCE, STATEMENTS)
+        self.writers = {report: self._writer(report) for report in reports}
         self.moves: dict[int, list[int]] = {}
+        self.statement_postings = 0
 
     def write(self) -> tuple[Any, ...]:
         request, queries = self.request, self.queries
@@ -179,16 +183,23 @@ class _Run:
         subtree = self.journal.subtrees(outside)
         proof = [[a, b, subtree(a, b).hex()] for a, b in outside]
         accounts = queries.accounts()
-        entries, postings = self._journal(first, last)
+        written: dict[str, dict[str, Any]] = {}
+        if self.by_database:
+            entries, postings = self._database_journal(first, last, accounts, written)
+        else:
+            entries, postings = self._journal(first, last)
         balances = self._trial_balance(accounts, queries.opening(size, start))
-        self._statements(accounts, balances, first=first, last=last)
-        files = []
+        if self.by_database:
+            self._database_statements(accounts, balances, first, last, written)
+        else:
+            self._statements(accounts, balances, first=first, last=last)
         for report, writer in self.writers.items():
             writer.close()
             name = file_name(report, request.format)
             digest, length = manifest.sha256_file(self.work / name)
-            files.append({"name": name, "report": report, "sha256": digest, "bytes": length, "rows": writer.rows})
-        saft = self.writers[JOURNAL]
+            written[report] = {"name": name, "report": report, "sha256": digest, "bytes": length, "rows": writer.rows}
+        files = [written[report] for report in (JOURNAL, TRIAL_BALANCE, STATEMENTS)]
+        saft = self.writers.get(JOURNAL)
         reporting = saft.reporting_currency if isinstance(saft, SaftWriter) else None
         doc = {
             "format": manifest.FORMAT, "created_at": self.created, "canonical_encoding": canonical.VERSION,
@@ -212,6 +223,35 @@ class _Run:
             return JsonLinesWriter(path)
         return SaftWriter(path, report, created_at=self.created, reporting_currency=self.request.reporting_currency,
                           period_from=self.from_text, period_to=self.to_text)
+
+    def _database_journal(self, first: int, last: int, accounts: dict[int, tuple[str, str, str]],
+                          written: dict[str, dict[str, Any]]) -> tuple[int, int]:
+        entries = max(0, last - first + 1)
+        self.moves, postings, empty, self.statement_postings = self.queries.movements(
+            first, last, self.request.period_from, self.request.period_to)
+        rows = postings + empty
+        progress = self.progress
+        name = file_name(JOURNAL, "csv")
+        digest, length = pgcsv.write_journal(
+            self.queries.session, self.work / name, first=first, last=last,
+            currencies={c for _, c, _ in accounts.values()},
+            progress=None if progress is None else lambda lines: progress(JOURNAL, min(lines, rows), rows))
+        written[JOURNAL] = {"name": name, "report": JOURNAL, "sha256": digest, "bytes": length, "rows": rows}
+        return entries, postings
+
+    def _database_statements(self, accounts: dict[int, tuple[str, str, str]], balances: dict[int, BalanceLine],
+                             first: int, last: int, written: dict[str, dict[str, Any]]) -> None:
+        chosen = [(account_id, line.opening, 1 if AccountType(accounts[account_id][2]).debit_normal else -1)
+                  for account_id, line in balances.items()]
+        name = file_name(STATEMENTS, "csv")
+        progress = self.progress
+        digest, length = pgcsv.write_statements(
+            self.queries.session, self.work / name, first=first, last=last,
+            period=(self.request.period_from, self.request.period_to), accounts=chosen,
+            currencies={c for _, c, _ in accounts.values()},
+            progress=None if progress is None else lambda done: progress(STATEMENTS, done, 0))
+        written[STATEMENTS] = {"name": name, "report": STATEMENTS, "sha256": digest, "bytes": length,
+                               "rows": 2 * len(balances) + self.statement_postings}
 
     def _journal(self, first: int, last: int) -> tuple[int, int]:
         writer = self.writers[JOURNAL]

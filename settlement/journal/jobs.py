@@ -14,8 +14,14 @@ from settlement.journal.keys import SigningKey
 from settlement.journal.service import Journal
 from settlement.journal.store import CheckpointRow
 
-#: How long to wait for another sealer before giving up on "seal everything now".
+#: How long to wait for another sealer, or for a running transaction that holds
+#: committed entries back, before giving up on "seal everything now".
 BUSY_WAIT_SECONDS = 60
+#: Without ``wait``: how long to retry when committed entries were held back. The
+#: horizon is taken conservatively (a transaction that ends in another database
+#: between the snapshot and the pg_stat_activity read still counts as ours), so a
+#: round can come back empty for an instant; a second look settles it.
+SHORT_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +34,26 @@ class SealRun:
 def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False) -> SealRun:
     """Seal batches until nothing sealable is left. When another worker holds the
     sealer's lock, return at once (``busy``), or with ``wait`` retry until it is
-    free (an export wants everything sealed before it reads)."""
+    free (an export wants everything sealed before it reads). When committed
+    entries are held back by a running transaction, look again for a moment (with
+    ``wait``: until it ends, up to BUSY_WAIT_SECONDS)."""
     total, size = 0, 0
-    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    began = time.monotonic()
     while True:
         with unit_of_work(factory) as session:
             result = Journal(session).seal(limit=batch)
+        waited = time.monotonic() - began
         if result.busy:
-            if not wait or time.monotonic() > deadline:
+            if not wait or waited > BUSY_WAIT_SECONDS:
                 return SealRun(total, size, True)
             time.sleep(0.05)
             continue
         total, size = total + result.sealed, result.tree_size
-        if result.sealed < batch:
+        if result.sealed == batch:
+            continue
+        if not result.more or waited > (BUSY_WAIT_SECONDS if wait else SHORT_RETRY_SECONDS):
             return SealRun(total, size, False)
+        time.sleep(0.02)
 
 
 def checkpoint_now(factory: SessionFactory, key: SigningKey, *, batch: int, wait: bool = False) -> CheckpointRow | None:

@@ -77,12 +77,15 @@ SELECT NULL, NULL, NULL, {columns}
 
 @dataclass(frozen=True, slots=True)
 class SealResult:
-    """How many entries this run sealed, the journal's size after it, and whether
-    another sealer held the lock (then nothing was done)."""
+    """How many entries this run sealed, the journal's size after it, whether
+    another sealer held the lock (then nothing was done), and whether committed
+    entries are left that this run could not take yet (``more``: held back by a
+    running transaction, or committed since its snapshot)."""
 
     sealed: int
     tree_size: int
     busy: bool = False
+    more: bool = False
 
 
 def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
@@ -108,7 +111,8 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
     if leaves:
         store.insert_leaves(leaves, clock())
         extend_nodes(store, leaves[0][0] - 1, [leaf for _, _, leaf, _ in leaves])
-    return SealResult(len(leaves), seq)
+    more = len(leaves) == limit or store.unsealed_after(store.last_leaf())
+    return SealResult(len(leaves), seq, more=more)
 
 
 def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> tuple[str, dict[str, Any]]:

@@ -85,6 +85,21 @@ class JournalStore:
             return None
         return LastLeaf(int(row[0]), bytes(row[1]), int(row[2]), None if row[3] is None else int(row[3]))
 
+    def unsealed_after(self, last: LastLeaf | None) -> bool:
+        """Whether a committed entry (visible to a new snapshot) follows ``last`` in
+        sealing order."""
+        if self.postgres:
+            if last is None or last.tx_id is None:
+                found = self.session.execute(text("SELECT 1 FROM ledger_entries LIMIT 1")).first()
+            else:
+                found = self.session.execute(text(
+                    "SELECT 1 FROM ledger_entries WHERE tx_id >= :tx AND (tx_id > :tx OR id > :id) LIMIT 1"),
+                    {"tx": last.tx_id, "id": last.entry_id}).first()
+        else:
+            found = self.session.execute(text("SELECT 1 FROM ledger_entries WHERE id > :id LIMIT 1"),
+                                         {"id": last.entry_id if last else 0}).first()
+        return found is not None
+
     def tree_size(self) -> int:
         return int(self.session.execute(text("SELECT COALESCE(MAX(seq), 0) FROM journal_leaves")).scalar_one())
 

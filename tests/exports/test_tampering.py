@@ -28,9 +28,9 @@ def rows_of_entry(path: Path, fmt: str, key: str) -> list[tuple[int, str]]:
     if fmt == "csv":
         parsed = list(csv.reader(path.open(newline="", encoding="utf-8")))
         numbers = [n for n, row in enumerate(parsed[1:], 1) if row[2] == key]
-        for number in numbers:
-            index = next(i for i, line in enumerate(lines) if line == ",".join(parsed[number]))
-            found.append((index, f"journal.csv row {number}"))
+        indexes = [i for i, line in enumerate(lines) if f",{key}," in line]  # these rows are one line each
+        assert len(indexes) == len(numbers)
+        found += [(index, f"journal.csv row {number}") for index, number in zip(indexes, numbers, strict=True)]
     elif fmt == "jsonl":
         for index, line in enumerate(lines):
             if line and json.loads(line)["idempotency_key"] == key:
