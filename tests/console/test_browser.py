@@ -55,6 +55,11 @@ def test_finance_works_the_queue_with_maker_checker(chromium: Any, live_server: 
     sign_in(pages, alice, check=True)
     assert heading(pages) == "Reconciliation runs"
     pages.check("dashboard")
+    # The skip link, the first Tab stop of a fresh page, takes keyboard users past the navigation.
+    page.reload()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
 
     # A run: its outcomes, and the line the file could not read.
     page.get_by_role("link", name=f"Run {seeded.run_id}", exact=True).click()
@@ -175,6 +180,13 @@ def test_auditor_sees_everything_and_changes_nothing(chromium: Any, live_server:
         assert page.locator("form.action-form").count() == 0, name
         assert page.locator("form[method=post]").count() == 1, f"{name}: only the sign-out form"
         pages.check(name)
+    page.goto("/console/exceptions?kind=bogus&created_from=2026-02-30")
+    assert page.locator("#f-kind").get_attribute("aria-invalid") == "true"
+    assert page.locator("#f-created_from").get_attribute("aria-describedby") == "created_from-error"
+    pages.check("exceptions-bad-filters", status=422)
+    page.goto("/console/runs/424242")
+    assert "There is no reconciliation run 424242." in page.locator("main").inner_text()
+    pages.check("not-found", status=404)
     page.goto(f"/console/exceptions/{seeded.large_mismatch}")
     assert "auditor key" in page.locator("main").inner_text()
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
