@@ -157,8 +157,9 @@ def _open_expectations(session: Session, exception: ReconException) -> list[Cand
     file = session.get(ReconFile, item.file_id) if item is not None else None
     if item is None or file is None:
         return []
+    settled = exists().where(and_(MatchExpectation.expectation_id == Expectation.id, MatchExpectation.claimed))
     found = session.execute(select(Expectation).where(
-        Expectation.status == ExpectationStatus.OPEN.value, Expectation.rail == file.rail,
+        Expectation.status == ExpectationStatus.OPEN.value, ~settled, Expectation.rail == file.rail,
         Expectation.kind == item.record_type, Expectation.currency == item.currency)
         .order_by(func.abs(Expectation.signed_amount - item.gross), Expectation.id).limit(CANDIDATES)).scalars()
     return [Candidate("expectation_id", e.id, f"Expectation {e.id}: {e.kind} {e.reference}, "

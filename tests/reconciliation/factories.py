@@ -174,6 +174,15 @@ class Harness:
     def by_expected(self, run_id: int) -> dict[str, str]:
         return {r["expected"]: r["outcome"] for r in self.results(run_id) if r["expected"]}
 
+    def states(self) -> dict[str, str]:
+        """Expectation reference -> ``settled`` (claimed by a match: which outcome),
+        its finance status otherwise (open, written_off, ignored)."""
+        return {ref: (f"settled:{outcome}" if outcome else status) for ref, status, outcome in self.sql("""
+            SELECT e.reference, e.status, (SELECT m.outcome FROM recon_match_expectations l
+                                           JOIN recon_matches m ON m.id = l.match_id
+                                           WHERE l.expectation_id = e.id AND l.claimed)
+            FROM recon_expectations e""")}
+
     def entries(self) -> int:
         return int(self.scalar("SELECT count(*) FROM ledger_entries"))
 

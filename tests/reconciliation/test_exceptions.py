@@ -88,7 +88,7 @@ def test_manual_match_accepts_an_amount_mismatch(recon: Harness, queued: dict[st
     op = queued["mismatch"]
     assert recon.balance("rail:mir:receivable:RUB") - before == -op.amount
     assert recon.balance("recon:mir:variance:RUB") == -50
-    assert recon.sql("SELECT status FROM recon_expectations WHERE reference = :r", r=op.reference) == [("matched",)]
+    assert recon.states()[op.reference] == "settled:amount_mismatch"
     (actor, reason, at) = recon.sql("SELECT actor, reason, created_at FROM recon_exception_actions "
                                     "WHERE action = 'manual_match'")[0]
     assert (actor, reason) == (ALICE, "the rail added a surcharge; agreed")
@@ -124,7 +124,7 @@ def test_write_off_above_the_threshold_needs_a_second_person(recon: Harness, que
     assert recon.balance("recon:writeoff:RUB") == queued["missing"].amount
     assert recon.sql("SELECT status, requested_by, decided_by FROM recon_writeoff_approvals") == [
         ("approved", ALICE, BOB)]
-    assert recon.sql("SELECT status FROM recon_expectations WHERE reference = 'gone-1'") == [("written_off",)]
+    assert recon.states()["gone-1"] == "written_off"
 
 
 def test_a_rejected_write_off_reopens_the_exception(recon: Harness, queued: dict[str, Any]) -> None:
@@ -132,7 +132,7 @@ def test_a_rejected_write_off_reopens_the_exception(recon: Harness, queued: dict
     act(recon, missing_id, Action.WRITE_OFF, actor=ALICE)
     assert approve(recon, missing_id, BOB, yes=False) == ("open", None)
     assert act(recon, missing_id, Action.IGNORE, actor=BOB, reason="rail will resend")[:2] == ("resolved", "ignore")
-    assert recon.sql("SELECT status FROM recon_expectations WHERE reference = 'gone-1'") == [("ignored",)]
+    assert recon.states()["gone-1"] == "ignored"
     assert recon.balance("recon:writeoff:RUB") == 0
 
 
@@ -160,7 +160,7 @@ def test_manual_match_refuses_what_does_not_fit(recon: Harness, queued: dict[str
     refund_id = recon.scalar("SELECT id FROM recon_expectations WHERE reference = 'rf-9'")
     with pytest.raises(InvalidResolution):
         act(recon, unexpected, Action.MANUAL_MATCH, expectation_id=refund_id)
-    settled = recon.scalar("SELECT id FROM recon_expectations WHERE status = 'matched' LIMIT 1")
+    settled = recon.scalar("SELECT expectation_id FROM recon_match_expectations WHERE claimed LIMIT 1")
     with pytest.raises(CounterpartClaimed):
         act(recon, unexpected, Action.MANUAL_MATCH, expectation_id=settled)
     later = dataclasses.replace(queued["unknown"], reference="who-1-late")

@@ -80,7 +80,7 @@ def test_an_unusable_file_fails_its_run_and_changes_nothing(recon: Harness, rail
     good = ops("mir", 2)
     recon.expect(*good)
     recon.reconcile(write_file("mir", [op.record() for op in good]), name="good")
-    before = (recon.balances(), recon.entries(), recon.sql("SELECT id, status FROM recon_expectations ORDER BY id"))
+    before = (recon.balances(), recon.entries(), recon.states())
     run_id, summary = recon.reconcile(data, rail=rail, name="bad")
     (status, code, message) = recon.sql("SELECT status, error_code, error_message FROM recon_runs WHERE id = :r",
                                         r=run_id)[0]
@@ -89,7 +89,7 @@ def test_an_unusable_file_fails_its_run_and_changes_nothing(recon: Harness, rail
     assert summary["file"]["status"] == "unusable"
     assert summary["file"]["error_message"]
     assert (recon.balances(), recon.entries(),
-            recon.sql("SELECT id, status FROM recon_expectations ORDER BY id")) == before
+            recon.states()) == before
 
 
 def test_a_load_cut_short_resumes_after_its_checkpoint(recon: Harness) -> None:

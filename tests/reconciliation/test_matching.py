@@ -36,10 +36,10 @@ def test_every_outcome_of_one_file(recon: Harness) -> None:
     assert recon.balance("bank:clearing:RUB") == sum(op.amount for op in booked) - fees
     kinds = sorted(k for (k,) in recon.sql("SELECT kind FROM recon_exceptions"))
     assert kinds == ["amount_mismatch", "duplicate", "missing_in_file", "unexpected_in_file", "unexpected_in_file"]
-    statuses = dict(recon.sql("SELECT reference, status FROM recon_expectations"))
-    assert statuses[a[4].reference] == "mismatched"
-    assert statuses[old.reference] == "open"
-    assert statuses[a[0].reference] == "matched"
+    states = recon.states()
+    assert states[a[4].reference] == "settled:amount_mismatch"
+    assert states[old.reference] == "open"
+    assert states[a[0].reference] == "settled:matched"
 
 
 def test_keys_fall_back_from_rail_reference_to_rrn_to_reference(recon: Harness) -> None:
@@ -192,7 +192,7 @@ def test_dry_run_computes_the_same_outcomes_and_books_nothing(recon: Harness) ->
     dry, dry_summary = recon.reconcile(data, dry_run=True)
     assert recon.entries() == 0
     assert recon.sql("SELECT count(*) FROM recon_exceptions") == [(0,)]
-    assert recon.sql("SELECT DISTINCT status FROM recon_expectations") == [("open",)]
+    assert set(recon.states().values()) == {"open"}
     assert recon.sql("SELECT count(*) FROM recon_settlement_batches") == [(0,)]
     live, live_summary = recon.reconcile(data)
     assert dry_summary["outcomes"] == live_summary["outcomes"]

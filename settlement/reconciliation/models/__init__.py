@@ -10,8 +10,8 @@
   ``recon_file_errors``: lines that could not be read (line number, field, reason).
 * ``recon_expectations``: what a rail owes us (or we owe through it) for one
   capture, refund or payout: amount, keys, expected settlement date and the date
-  after which it counts as missing. ``status`` leaves ``open`` once it is matched,
-  written off or ignored.
+  after which it counts as missing. It is settled once a match claims it (a claimed
+  link); ``status`` leaves ``open`` only when finance writes it off or ignores it.
 * ``recon_runs`` and ``recon_run_steps``: one reconciliation of one file, its steps
   (load, match, book) with their progress: the checkpoints a restarted run resumes
   from.
@@ -52,9 +52,12 @@ class ExpectationKind(enum.StrEnum):
 
 
 class ExpectationStatus(enum.StrEnum):
+    """What finance decided about an expectation. Whether a file line settled it is
+    not a status but a fact of the match tables: a claimed ``recon_match_expectations``
+    row (see ``settlement.reconciliation.service.runs.UNSETTLED``), so that
+    matching a million lines writes no million updates."""
+
     OPEN = "open"
-    MATCHED = "matched"          # settled by a match (booked)
-    MISMATCHED = "mismatched"    # paired with a file line whose amount differs: an exception decides
     WRITTEN_OFF = "written_off"
     IGNORED = "ignored"
 

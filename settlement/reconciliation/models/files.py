@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -59,7 +58,8 @@ class FileItem(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
-    file_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_files.id"))
+    #: References recon_files (checked per statement on PostgreSQL, see the migration).
+    file_id: Mapped[int] = mapped_column(BigInteger)
     line_number: Mapped[int] = mapped_column(BigInteger)
     record_type: Mapped[str] = mapped_column(String(16))
     reference: Mapped[str] = mapped_column(String(100))
@@ -84,7 +84,8 @@ class StatementLine(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
-    file_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_files.id"))
+    #: References recon_files (checked per statement on PostgreSQL, see the migration).
+    file_id: Mapped[int] = mapped_column(BigInteger)
     line_number: Mapped[int] = mapped_column(BigInteger)
     sub_index: Mapped[int] = mapped_column(Integer)
     account: Mapped[str] = mapped_column(String(64))
@@ -109,7 +110,8 @@ class FileError(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
-    file_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_files.id"))
+    #: References recon_files (checked per statement on PostgreSQL, see the migration).
+    file_id: Mapped[int] = mapped_column(BigInteger)
     line_number: Mapped[int] = mapped_column(BigInteger)
     sub_index: Mapped[int] = mapped_column(Integer, default=0)
     field: Mapped[str] = mapped_column(String(100))

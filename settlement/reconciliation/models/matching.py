@@ -126,7 +126,7 @@ class Match(Base):
                       Index("ix_recon_matches_batch", "run_id", "batch_no"))
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
-    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_runs.id"))
+    run_id: Mapped[int] = mapped_column(BigInteger)
     live: Mapped[bool] = mapped_column(Boolean)
     outcome: Mapped[str] = mapped_column(String(24))
     rule: Mapped[str] = mapped_column(String(32))
@@ -153,11 +153,10 @@ class MatchExpectation(Base):
     __table_args__ = (
         Index("uq_recon_match_expectations_claimed", "expectation_id", unique=True,
               postgresql_where=text("claimed"), sqlite_where=text("claimed")),
-        Index("ix_recon_match_expectations_expectation_id", "expectation_id"),
     )
 
-    match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_matches.id"), primary_key=True)
-    expectation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_expectations.id"), primary_key=True)
+    match_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    expectation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     claimed: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -168,11 +167,10 @@ class MatchItem(Base):
     __table_args__ = (
         Index("uq_recon_match_items_claimed", "item_id", unique=True,
               postgresql_where=text("claimed"), sqlite_where=text("claimed")),
-        Index("ix_recon_match_items_item_id", "item_id"),
     )
 
-    match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_matches.id"), primary_key=True)
-    item_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_file_items.id"), primary_key=True)
+    match_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    item_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     claimed: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -183,11 +181,10 @@ class MatchLine(Base):
     __table_args__ = (
         Index("uq_recon_match_lines_claimed", "line_id", unique=True,
               postgresql_where=text("claimed"), sqlite_where=text("claimed")),
-        Index("ix_recon_match_lines_line_id", "line_id"),
     )
 
-    match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_matches.id"), primary_key=True)
-    line_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_statement_lines.id"), primary_key=True)
+    match_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     claimed: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -198,11 +195,10 @@ class MatchBatch(Base):
     __table_args__ = (
         Index("uq_recon_match_batches_claimed", "batch_id", unique=True,
               postgresql_where=text("claimed"), sqlite_where=text("claimed")),
-        Index("ix_recon_match_batches_batch_id", "batch_id"),
     )
 
-    match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_matches.id"), primary_key=True)
-    batch_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("recon_settlement_batches.id"), primary_key=True)
+    match_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     claimed: Mapped[bool] = mapped_column(Boolean)
 
 

@@ -107,7 +107,9 @@ def prepare(session: Session, p: MatchParams) -> None:
                COALESCE(e.batch_reference, '') AS batch_reference, e.signed_amount, e.expected_fee, e.currency,
                e.settlement_currency, e.fx_rate, e.transaction_date, e.expected_settlement_date, e.missing_after,
                e.overdue_since_run_id IS NOT NULL AS overdue
-        FROM recon_expectations e WHERE e.rail = :rail AND e.status = 'open'""", rail=p.rail)
+        FROM recon_expectations e WHERE e.rail = :rail AND e.status = 'open'
+          AND NOT EXISTS (SELECT 1 FROM recon_match_expectations m WHERE m.expectation_id = e.id AND m.claimed)""",
+       rail=p.rail)
     session.execute(text(
         "CREATE TEMP TABLE rp (gid bigint, rule text, shape text, item_id bigint, kind text, currency text, "
         "gross bigint, fee bigint, net bigint, settlement_amount bigint, settlement_currency text, exp_id bigint, "
@@ -275,7 +277,8 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
     # duplicate; rp holds what this run paired, the status what earlier runs did.
     # One EXISTS per key, so each is an index lookup (rail, key).
     same = """x.rail = :rail AND x.kind = ri.kind AND x.signed_amount = ri.gross AND x.currency = ri.currency
-              AND (x.status <> 'open' OR x.id IN (SELECT exp_id FROM rp))"""
+              AND (x.id IN (SELECT exp_id FROM rp)
+                   OR EXISTS (SELECT 1 FROM recon_match_expectations l WHERE l.expectation_id = x.id AND l.claimed))"""
     repeats = f"""(ri.rail_reference <> '' AND EXISTS (SELECT 1 FROM recon_expectations x
                                                        WHERE x.rail_reference = ri.rail_reference AND {same}))
                OR (ri.rrn <> '' AND EXISTS (SELECT 1 FROM recon_expectations x WHERE x.rrn = ri.rrn AND {same}))"""
@@ -310,13 +313,9 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
 
 
 def settle_expectations(session: Session, p: MatchParams) -> None:
-    """Live runs: paired expectations leave ``open``; those still open though due by
-    the cycle date become overdue (a later match is then late)."""
-    _x(session, f"""
-        UPDATE recon_expectations x SET status = CASE WHEN m.outcome = '{Outcome.AMOUNT_MISMATCH}' THEN 'mismatched'
-                                                      ELSE 'matched' END, closed_at = :now
-        FROM rp JOIN recon_matches m ON m.id = rp.gid
-        WHERE x.id = rp.exp_id""", now=p.now)
+    """Live runs: expectations still unsettled though due by the cycle date become
+    overdue (a later match is then late). Paired ones are settled by their claimed
+    links; nothing else about them changes."""
     if p.cycle_date is not None:
         _x(session, """
             UPDATE recon_expectations x SET overdue_since_run_id = :run

@@ -36,11 +36,8 @@ class Paired:
 
 
 def settle_pair(session: Session, match: Match) -> None:
-    """An amount-mismatch pair is accepted: its expectations (or batches) are settled."""
-    session.execute(text("""
-        UPDATE recon_expectations SET status = 'matched', closed_at = :now
-        WHERE status = 'mismatched' AND id IN (SELECT expectation_id FROM recon_match_expectations
-                                               WHERE match_id = :m AND claimed)"""), {"m": match.id, "now": utcnow()})
+    """An amount-mismatch pair is accepted: its batches are confirmed (its expectations
+    are settled by their claimed links already)."""
     session.execute(text("""
         UPDATE recon_settlement_batches SET status = 'confirmed'
         WHERE id IN (SELECT batch_id FROM recon_match_batches WHERE match_id = :m AND claimed)"""), {"m": match.id})
@@ -123,8 +120,6 @@ def _pair_settlement(session: Session, exception: ReconException, item_id: int, 
     session.flush()
     session.add_all([MatchItem(match_id=match.id, item_id=item_id, claimed=True),
                      MatchExpectation(match_id=match.id, expectation_id=expectation_id, claimed=True)])
-    session.execute(text("UPDATE recon_expectations SET status = 'matched', closed_at = :now WHERE id = :id"),
-                    {"now": utcnow(), "id": expectation_id})
     others = _open_exceptions(session, "item_id", item_id, exception.id) + _open_exceptions(
         session, "expectation_id", expectation_id, exception.id)
     session.flush()

@@ -22,6 +22,9 @@ from settlement.reconciliation.models import Match, Outcome, ReconFile, Run, Run
 from settlement.reconciliation.service.files import get_file
 
 STEPS = (Step.LOAD, Step.MATCH, Step.BOOK)
+#: SQL condition on ``recon_expectations e``: still waiting for its settlement.
+UNSETTLED = ("e.status = 'open' AND NOT EXISTS (SELECT 1 FROM recon_match_expectations m "
+             "WHERE m.expectation_id = e.id AND m.claimed)")
 
 
 def require_postgres(session: Session) -> None:
@@ -148,8 +151,8 @@ def summarize(session: Session, run: Run) -> dict[str, Any]:
                                   "FROM recon_bookings WHERE run_id = :r"), {"r": run.id}).one()
     pending = 0
     if run.kind == "settlement" and run.rail is not None:
-        pending = int(session.execute(text("SELECT count(*) FROM recon_expectations WHERE rail = :rail "
-                                           "AND status = 'open'"), {"rail": run.rail}).scalar_one())
+        pending = int(session.execute(text(f"SELECT count(*) FROM recon_expectations e WHERE e.rail = :rail "
+                                           f"AND {UNSETTLED}"), {"rail": run.rail}).scalar_one())
     return {
         "file": {"id": file.id, "filename": file.filename, "status": file.status, "records": file.record_count,
                  "errors": file.error_count, "error_code": file.error_code, "error_message": file.error_message},

@@ -1,0 +1,304 @@
+"""Reconciliation throughput and memory on PostgreSQL.
+
+    python bench/reconcile.py                       # 1,000,000 payments, a fresh database on the local server
+    python bench/reconcile.py --payments 200000     # smaller
+    SETTLEMENT_BENCH_ADMIN_URL=postgresql://user@host/postgres python bench/reconcile.py
+
+What it does:
+
+1. generates ``--payments`` captured Mir payments: their expectations with the bulk
+   path (``expect_many``: COPY) and the ledger state of the captures with
+   ``Ledger.post_batch`` (one entry per 10,000 captures: debit the rail's
+   receivable, credit payments clearing; the ledger's own per-entry throughput is
+   ``bench/ledger.py``'s subject);
+2. writes the matching settlement file with the rail's own writer
+   (``adapters.mir.register.write_register``, streamed), with 1 % of the payments
+   given a discrepancy (missing, duplicate, fee differs, amount differs, late,
+   an extra refund, a chargeback, an unknown payment);
+3. reconciles and books it in a fresh process (so its peak memory is its own), as
+   ``settlement reconcile mir FILE`` does: register (SHA-256), load (parse + COPY,
+   checkpointed chunks), match (set-based SQL), book (one entry per chunk through
+   ``Ledger.post_batch``); the parser alone is timed too;
+4. checks the outcome counts against the injected discrepancies and the ledger
+   against the file (receivable cleared for every booked payment, fees and bank
+   clearing equal to the file's);
+5. times DuckDB joining the same two tables on the reference key, the floor.
+
+It prints records/s per phase and the peak RSS of the reconciling process, also for
+a file a tenth the size, to show memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.base import RecordType  # noqa: E402
+from adapters.mir.files import parse_register  # noqa: E402
+from adapters.mir.register import MirSettlementRecord, write_register  # noqa: E402
+from settlement.config import Settings  # noqa: E402
+from settlement.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
+from settlement.db.migrate import upgrade  # noqa: E402
+from settlement.ledger import EntrySpec, Ledger, credit, debit  # noqa: E402
+from settlement.reconciliation import runner  # noqa: E402
+from settlement.reconciliation.expectations import ExpectationSpec, expect_many  # noqa: E402
+from settlement.reconciliation.models import FileKind  # noqa: E402
+from settlement.reconciliation.service import files, runs  # noqa: E402
+
+RAIL, CURRENCY = "mir", "RUB"
+DAY = dt.date(2026, 11, 18)          # a Wednesday; settled Thursday
+SETTLED = dt.date(2026, 11, 19)
+FEE = Decimal("0.015")
+KINDS = ("missing", "duplicate", "fee", "amount", "late", "refund", "chargeback", "unknown")
+CAPTURES_PER_ENTRY = 10_000
+
+
+def _fresh_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    return f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def _amount(n: int) -> int:
+    return 1_000 + (n * 7_919) % 99_000
+
+
+def _fee(gross: int) -> int:
+    return int((Decimal(gross) * FEE).quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+
+
+def plan(count: int, seed: int) -> dict[int, str]:
+    """Payment number -> its discrepancy, for 1 % of the payments."""
+    rng = random.Random(seed)
+    return {n: KINDS[rng.randrange(len(KINDS))] for n in range(count) if rng.random() < 0.01}
+
+
+def expectations(count: int) -> Iterator[ExpectationSpec]:
+    for n in range(count):
+        gross = _amount(n)
+        yield ExpectationSpec(RAIL, "payment", f"P{n:09d}", f"{n:012d}", gross, CURRENCY, DAY,
+                              rrn=f"{n + 10**11:012d}", expected_fee=_fee(gross))
+
+
+def records(count: int, discrepancies: dict[int, str]) -> Iterator[MirSettlementRecord]:
+    """The rail's file for the payments, with the planned discrepancies."""
+    for n in range(count):
+        gross = _amount(n)
+        fee = _fee(gross)
+        kind = discrepancies.get(n)
+        base = MirSettlementRecord(RAIL, 0, RecordType.PAYMENT, f"{n:012d}", f"P{n:09d}", gross, fee, gross - fee,
+                                   CURRENCY, DAY, SETTLED, f"{n + 10**11:012d}")
+        if kind in ("missing", "late"):
+            continue
+        if kind == "fee":
+            fee += 1 + n % 50
+            base = MirSettlementRecord(RAIL, 0, RecordType.PAYMENT, base.rail_reference, base.reference, gross, fee,
+                                       gross - fee, CURRENCY, DAY, SETTLED, base.rrn)
+        if kind == "amount":
+            gross += 1 + n % 400
+            base = MirSettlementRecord(RAIL, 0, RecordType.PAYMENT, base.rail_reference, base.reference, gross, fee,
+                                       gross - fee, CURRENCY, DAY, SETTLED, base.rrn)
+        yield base
+        if kind == "duplicate":
+            yield base
+        elif kind in ("refund", "chargeback"):
+            record_type = RecordType.REFUND if kind == "refund" else RecordType.CHARGEBACK
+            yield MirSettlementRecord(RAIL, 0, record_type, f"{n:011d}{kind[0].upper()}", base.reference, -gross, 0,
+                                      -gross, CURRENCY, DAY, SETTLED, f"{n + 2 * 10**11:012d}")
+        elif kind == "unknown":
+            yield MirSettlementRecord(RAIL, 0, RecordType.PAYMENT, f"U{n:011d}", f"X{n:09d}", 5_000, 75, 4_925,
+                                      CURRENCY, DAY, SETTLED, f"{n + 3 * 10**11:012d}")
+
+
+def expected_outcomes(count: int, discrepancies: dict[int, str]) -> dict[str, int]:
+    kinds = Counter(discrepancies.values())
+    return {
+        "matched": count - kinds["missing"] - kinds["late"] - kinds["fee"] - kinds["amount"],
+        "fee_variance": kinds["fee"], "fx_variance": 0, "late": 0, "amount_mismatch": kinds["amount"],
+        "missing_in_file": 0, "unexpected_in_file": kinds["refund"] + kinds["chargeback"] + kinds["unknown"],
+        "duplicate": kinds["duplicate"],
+    }
+
+
+def generate(url: str, settings: Settings, count: int, seed: int, path: Path) -> dict[str, float]:
+    times: dict[str, float] = {}
+    factory = make_session_factory(make_engine(url))
+    began = time.perf_counter()
+    with unit_of_work(factory) as session:
+        expect_many(session, expectations(count), settings=settings)
+    times["expectations"] = time.perf_counter() - began
+    began = time.perf_counter()
+    receivable, clearing = f"rail:{RAIL}:receivable:{CURRENCY}", f"payments:clearing:{CURRENCY}"
+    with unit_of_work(factory) as session:
+        from settlement.reconciliation import accounts
+
+        accounts.ensure(session, [receivable, clearing])
+    for start in range(0, count, CAPTURES_PER_ENTRY * 10):
+        specs = []
+        for first in range(start, min(count, start + CAPTURES_PER_ENTRY * 10), CAPTURES_PER_ENTRY):
+            total = sum(_amount(n) for n in range(first, min(count, first + CAPTURES_PER_ENTRY)))
+            specs.append(EntrySpec(f"bench:captures:{first}", [debit(receivable, total, CURRENCY),
+                                                                credit(clearing, total, CURRENCY)],
+                                   kind="payment.capture", description=f"captures {first}..."))
+        with unit_of_work(factory) as session:
+            Ledger(session).post_batch(specs)
+    times["ledger"] = time.perf_counter() - began
+    began = time.perf_counter()
+    with path.open("wb") as out:
+        write_register(out, records(count, plan(count, seed)))
+    times["file"] = time.perf_counter() - began
+    factory.kw["bind"].dispose()
+    return times
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reconcile(url: str, data_dir: str, path: str, results: Any) -> None:
+    """In a process of its own: parse alone, then register, load, match and book."""
+    settings = Settings(database_url=url, data_dir=Path(data_dir))
+    factory = make_session_factory(make_engine(url))
+    out: dict[str, Any] = {}
+    began = time.perf_counter()
+    with open(path, "rb") as stream:
+        lines = sum(1 for _ in parse_register(stream))
+    out["parse"] = (time.perf_counter() - began, lines)
+    began = time.perf_counter()
+    with unit_of_work(factory) as session, open(path, "rb") as source:
+        file = files.register_file(session, settings, kind=FileKind.SETTLEMENT, rail=RAIL, source=source,
+                                   filename=Path(path).name, actor="bench").file
+        run_id = runs.create_run(session, file_id=file.id, dry_run=False, actor="bench").id
+    out["register"] = time.perf_counter() - began
+    marks: dict[str, float] = {}
+
+    def progress(step: str, _done: int, _total: int) -> None:
+        marks.setdefault(step, time.perf_counter())
+
+    began = time.perf_counter()
+    summary = runner.execute(factory, settings, run_id, progress=progress)
+    ended = time.perf_counter()
+    out["load"] = marks["match"] - began
+    out["match"] = marks["book"] - marks["match"]
+    out["book"] = ended - marks["book"]
+    out["summary"] = summary
+    out["run_id"] = run_id
+    out["peak_mib"] = _peak_mib()
+    factory.kw["bind"].dispose()
+    results.put(out)
+
+
+def run_reconcile(url: str, data_dir: Path, path: Path) -> dict[str, Any]:
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=reconcile, args=(url, str(data_dir), str(path), results))
+    process.start()
+    found: dict[str, Any] = results.get()
+    process.join()
+    return found
+
+
+def verify(url: str, run_id: int, count: int, discrepancies: dict[int, str], summary: dict[str, Any]) -> None:
+    wanted = expected_outcomes(count, discrepancies)
+    assert summary["outcomes"] == wanted, f"outcomes {summary['outcomes']} != {wanted}"
+    booked = [n for n in range(count) if discrepancies.get(n) in (None, "duplicate", "fee", "refund", "chargeback",
+                                                                   "unknown")]
+    fees = sum(_fee(_amount(n)) + (1 + n % 50 if discrepancies.get(n) == "fee" else 0) for n in booked)
+    fees += sum(_fee(_amount(n)) + 1 + n % 50 for n, k in discrepancies.items() if k == "fee" and n not in booked)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        balances = dict(conn.execute("SELECT code, debits_posted - credits_posted FROM ledger_accounts").fetchall())
+        unbooked = sum(_amount(n) for n, k in discrepancies.items() if k in ("missing", "late", "amount"))
+        assert balances[f"rail:{RAIL}:receivable:{CURRENCY}"] == unbooked, "receivable not cleared"
+        assert balances[f"rail:{RAIL}:fees:{CURRENCY}"] == fees, "fees differ from the file's"
+        assert balances[f"bank:clearing:{CURRENCY}"] == sum(_amount(n) for n in booked) - fees
+        (entries,) = conn.execute("SELECT count(*) FROM ledger_entries WHERE kind = 'reconciliation.settlement'"
+                                  ).fetchone() or (0,)
+        (chunks,) = conn.execute("SELECT count(*) FROM recon_bookings WHERE run_id = %s", (run_id,)).fetchone() or (0,)
+        assert entries == chunks, "an entry per booked chunk"
+
+
+def duckdb_floor(url: str, workdir: Path) -> tuple[float, float, int]:
+    """Export both tables once, then time DuckDB joining them on the reference key."""
+    import duckdb
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    exp_csv, items_csv = workdir / "expectations.csv", workdir / "items.csv"
+    with psycopg.connect(plain) as conn, conn.cursor() as cur:
+        for target, query in ((exp_csv, "SELECT reference, rail_reference, signed_amount FROM recon_expectations"),
+                              (items_csv, "SELECT reference, rail_reference, gross FROM recon_file_items")):
+            with target.open("wb") as out, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv, HEADER)") as copy:
+                for block in copy:
+                    out.write(block)
+    db = duckdb.connect()
+    began = time.perf_counter()
+    db.execute(f"CREATE TABLE e AS SELECT * FROM read_csv_auto('{exp_csv}')")
+    db.execute(f"CREATE TABLE i AS SELECT * FROM read_csv_auto('{items_csv}')")
+    loaded = time.perf_counter() - began
+    began = time.perf_counter()
+    row = db.execute("SELECT count(*) FROM i JOIN e ON e.rail_reference = i.rail_reference").fetchone()
+    joined = time.perf_counter() - began
+    db.close()
+    return loaded, joined, int(row[0]) if row else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--payments", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--no-small", action="store_true", help="skip the run on a file a tenth the size")
+    args = parser.parse_args()
+    admin = os.environ.get("SETTLEMENT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    print(f"reconciliation benchmark: {args.payments:,} payments, {os.cpu_count()} CPUs", flush=True)
+    sizes = [args.payments] if args.no_small else [max(1, args.payments // 10), args.payments]
+    with tempfile.TemporaryDirectory(prefix="recon-bench-") as work:
+        workdir = Path(work)
+        for count in sizes:
+            url = _fresh_database(admin, "settlement_bench_recon")
+            upgrade(url)
+            settings = Settings(database_url=url, data_dir=workdir / "data")
+            path = workdir / f"mir-{count}.csv"
+            made = generate(url, settings, count, args.seed, path)
+            print(f"\n{count:,} payments: generated expectations {made['expectations']:.1f} s (COPY), "
+                  f"ledger state {made['ledger']:.1f} s (post_batch), file {made['file']:.1f} s "
+                  f"({path.stat().st_size / 2**20:.0f} MiB)", flush=True)
+            found = run_reconcile(url, workdir / "data", path)
+            parse_s, lines = found["parse"]
+            total = found["load"] + found["match"] + found["book"]
+            print(f"  parse  {lines:>10,} lines  {parse_s:6.1f} s  {lines / parse_s:>10,.0f} lines/s  (parser alone)")
+            for phase in ("load", "match", "book"):
+                print(f"  {phase:<6} {lines:>10,} lines  {found[phase]:6.1f} s  {lines / found[phase]:>10,.0f} "
+                      "lines/s")
+            print(f"  reconcile (register {found['register']:.1f} s + load + match + book): "
+                  f"{found['register'] + total:.1f} s; peak RSS of the reconciling process "
+                  f"{found['peak_mib']:.0f} MiB", flush=True)
+            discrepancies = plan(count, args.seed)
+            verify(url, found["run_id"], count, discrepancies, found["summary"])
+            print(f"  verified: outcomes {found['summary']['outcomes']}; receivable cleared for every booked "
+                  f"payment; fees and bank clearing equal the file's; one entry per chunk "
+                  f"({found['summary']['entries']} entries)")
+            if count == sizes[-1]:
+                loaded, joined, pairs = duckdb_floor(url, workdir)
+                print(f"  duckdb floor: join on rail_reference {joined:.2f} s ({pairs:,} pairs; loading the two "
+                      f"tables from CSV {loaded:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
