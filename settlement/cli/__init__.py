@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from settlement.cli import db as db_commands
+from settlement.cli import demo as demo_commands
 from settlement.cli import exports as export_commands
 from settlement.cli import journal as journal_commands
 from settlement.cli import keys as keys_commands
@@ -51,6 +52,7 @@ def build_app() -> typer.Typer:
     app.add_typer(payments_commands.app, name="payments")
     app.add_typer(webhooks_commands.app, name="webhooks")
     app.add_typer(journal_commands.app, name="journal")
+    app.add_typer(demo_commands.app, name="demo")
     export_commands.register(app)
     return app
 
