@@ -201,7 +201,7 @@ def _match_step(factory: SessionFactory, settings: Settings, run_id: int, progre
             queue.open_for_run(session, run.id)
             queue.close_arrived_late(session, run.id)
         runs.set_step(session, run_id, Step.MATCH, status="done", done=1, total=1)
-    _analyze(factory, "recon_matches", "recon_match_items", "recon_match_expectations", "recon_expectations")
+    _analyze(factory, "recon_matches", "recon_match_items", "recon_match_expectations")
     progress(Step.MATCH.value, 1, 1)
 
 

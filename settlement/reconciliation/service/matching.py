@@ -58,7 +58,8 @@ N_TO_ONE: tuple[tuple[str, str, str], ...] = (("rail_reference", "rail_reference
 ONE_TO_N: tuple[tuple[str, str, str], ...] = (("rail_reference", "rail_reference", "rail_reference"),
                                               ("batch", "reference", "batch_reference"),
                                               ("batch", "rail_reference", "batch_reference"))
-_GID = "nextval(pg_get_serial_sequence('recon_matches', 'id'))"
+#: The id a match will get, drawn as pairs are found (the identity's own sequence).
+_GID = "nextval('recon_matches_id_seq'::regclass)"
 _RP_ITEM = ("item_id", "kind", "currency", "gross", "fee", "net", "settlement_amount", "settlement_currency")
 _RP_EXP = ("exp_id", "signed_amount", "expected_fee", "e_settlement_currency", "fx_rate", "overdue")
 
@@ -132,11 +133,24 @@ def find_duplicate_lines(session: Session) -> None:
     _x(session, "DELETE FROM ri USING rdup WHERE ri.id = rdup.id")
 
 
+#: Above this many pairs, the working set is rebuilt from what is left rather than
+#: deleted from (deleting most of a million rows costs several times more).
+_REBUILD = 10_000
+
+
 def _take(session: Session, rule: str) -> int:
     """Remove what ``rule`` paired from the working set; returns the pairs' count."""
-    count = _x(session, "DELETE FROM ri USING rp WHERE rp.rule = :rule AND ri.id = rp.item_id", rule=rule)
-    _x(session, "DELETE FROM re USING rp WHERE rp.rule = :rule AND re.id = rp.exp_id", rule=rule)
-    return count
+    taken = int(session.execute(text("SELECT count(*) FROM rp WHERE rule = :rule"), {"rule": rule}).scalar_one())
+    for table, column in (("ri", "item_id"), ("re", "exp_id")):
+        if taken <= _REBUILD:
+            _x(session, f"DELETE FROM {table} USING rp WHERE rp.rule = :rule AND {table}.id = rp.{column}", rule=rule)
+            continue
+        _x(session, f"""CREATE TEMP TABLE {table}_left ON COMMIT DROP AS SELECT * FROM {table} t
+                        WHERE NOT EXISTS (SELECT 1 FROM rp WHERE rp.rule = :rule AND rp.{column} = t.id)""", rule=rule)
+        session.execute(text(f"DROP TABLE {table}"))
+        session.execute(text(f"ALTER TABLE {table}_left RENAME TO {table}"))
+        session.execute(text(f"ANALYZE {table}"))
+    return taken
 
 
 def _select_pair() -> str:

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from settlement.reconciliation.models import Outcome
 from settlement.reconciliation.service.matching import MatchParams
 
-_GID = "nextval(pg_get_serial_sequence('recon_matches', 'id'))"
+#: The id a match will get, drawn as pairs are found (the identity's own sequence).
+_GID = "nextval('recon_matches_id_seq'::regclass)"
 
 
 def _x(session: Session, sql: str, **params: object) -> int:
