@@ -271,7 +271,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as work:
         workdir = Path(work)
         for count in sizes:
-            url = _fresh_database(admin, "settlement_bench_recon")
+            url = _fresh_database(admin, f"settlement_bench_recon_{count}")
             upgrade(url)
             settings = Settings(database_url=url, data_dir=workdir / "data")
             path = workdir / f"mir-{count}.csv"

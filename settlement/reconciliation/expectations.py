@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -124,24 +124,47 @@ def expect_many(session: Session, specs: Iterable[ExpectationSpec], *, settings:
     already present fails the whole call (unique constraint), nothing is written."""
     config = settings or get_settings()
     now = utcnow()
-    rows = (_row(spec, config, now) for spec in specs)
+    calendars = _Calendars(config)
+    rows = (_row(spec, config, now, calendars) for spec in specs)
     if session.get_bind().dialect.name != "postgresql":
         batch = list(rows)
         if batch:
             session.execute(insert(Expectation), batch)
         return len(batch)
+    from settlement.reconciliation.service.loading import copy_text, text_row
+
     count = 0
-    names = ["metadata" if c == "metadata_" else c for c in _COLUMNS]
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor, cursor.copy(f"COPY recon_expectations ({', '.join(names)}) FROM STDIN") as copy:
+
+    def lines() -> Iterator[str]:
+        nonlocal count
         for row in rows:
-            row["metadata_"] = json.dumps(row["metadata_"])
-            copy.write_row([row[c] for c in _COLUMNS])
+            meta = row["metadata_"]
+            row["metadata_"] = json.dumps(meta) if meta else "{}"
             count += 1
+            yield text_row(row[c] for c in _COLUMNS)
+
+    copy_text(session, "recon_expectations", ["metadata" if c == "metadata_" else c for c in _COLUMNS], lines())
     return count
 
 
-def _row(spec: ExpectationSpec, settings: Settings, now: dt.datetime) -> dict[str, Any]:
+class _Calendars:
+    """Expected settlement and missing dates per (rail, day), worked out once per call
+    (a bulk load holds few distinct days)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.days: dict[tuple[str, dt.date], tuple[dt.date, dt.date]] = {}
+
+    def dates(self, rail: str, day: dt.date) -> tuple[dt.date, dt.date]:
+        found = self.days.get((rail, day))
+        if found is None:
+            terms = rails.calendar(rail, self.settings)
+            found = self.days[rail, day] = (terms.expected_settlement_date(day), terms.missing_after(day))
+        return found
+
+
+def _row(spec: ExpectationSpec, settings: Settings, now: dt.datetime,
+         calendars: _Calendars | None = None) -> dict[str, Any]:
     """The validated column values of ``spec``."""
     try:
         kind = ExpectationKind(spec.kind)
@@ -181,7 +204,7 @@ def _row(spec: ExpectationSpec, settings: Settings, now: dt.datetime) -> dict[st
         json.dumps(metadata)
     except (TypeError, ValueError):
         raise InvalidExpectation("metadata must be JSON", field="metadata") from None
-    terms = rails.calendar(spec.rail, settings)
+    expected, missing = (calendars or _Calendars(settings)).dates(spec.rail, spec.transaction_date)
     return {
         "rail": spec.rail, "kind": kind.value, "reference": spec.reference, "rail_reference": spec.rail_reference,
         "rrn": spec.rrn or None, "batch_reference": spec.batch_reference or None, "amount": amount,
@@ -189,8 +212,7 @@ def _row(spec: ExpectationSpec, settings: Settings, now: dt.datetime) -> dict[st
         "expected_fee": None if fee is None else sign * fee, "settlement_currency": spec.settlement_currency,
         "settlement_amount": None if spec.settlement_amount is None else sign * spec.settlement_amount,
         "fx_rate": spec.fx_rate, "transaction_date": spec.transaction_date,
-        "expected_settlement_date": terms.expected_settlement_date(spec.transaction_date),
-        "missing_after": terms.missing_after(spec.transaction_date), "payment_id": spec.payment_id,
+        "expected_settlement_date": expected, "missing_after": missing, "payment_id": spec.payment_id,
         "status": ExpectationStatus.OPEN.value, "metadata_": metadata, "created_at": now,
     }
 

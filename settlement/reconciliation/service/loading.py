@@ -118,6 +118,26 @@ class _Rows:
             assert isinstance(item, StatementBalance)  # balances are the bank's totals, not movements
 
 
+def text_row(values: Iterable[object]) -> str:
+    """One COPY text row: None as NULL, strings escaped, dates ISO, numbers as is."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append(_NULL)
+        elif isinstance(value, str):
+            parts.append(_text(value))
+        elif isinstance(value, dt.datetime | dt.date):
+            parts.append(value.isoformat())
+        else:
+            parts.append(str(value))
+    return "\t".join(parts) + "\n"
+
+
+def copy_text(session: Session, table: str, columns: Sequence[str], rows: Iterable[str]) -> None:
+    """COPY ``rows`` (text format lines) into ``table``, in the session's transaction."""
+    _copy(session, table, columns, rows)
+
+
 def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[str]) -> None:
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:

@@ -149,7 +149,6 @@ def _take(session: Session, rule: str) -> int:
                         WHERE NOT EXISTS (SELECT 1 FROM rp WHERE rp.rule = :rule AND rp.{column} = t.id)""", rule=rule)
         session.execute(text(f"DROP TABLE {table}"))
         session.execute(text(f"ALTER TABLE {table}_left RENAME TO {table}"))
-        session.execute(text(f"ANALYZE {table}"))
     return taken
 
 
