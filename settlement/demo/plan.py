@@ -158,21 +158,21 @@ def make_plan(count: int, seed: int) -> Plan:
     if count < MIN_PAYMENTS:
         raise ValueError(f"the demo needs at least {MIN_PAYMENTS} payments")
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
-    payments = [_payment(rng, index) for index in range(count)]
-    # Enough plain sales on every rail for its discrepancies, and on Alipay a rouble
-    # sale the rail converts: the first payments of each rail are made so.
+    # Enough plain sales on every rail for its discrepancies (two to spare), and on Alipay
+    # a rouble sale the rail converts; the rest as they come; then all in a random order.
+    drafts: list[PlannedPayment] = []
     for rail, kinds in INJECTED.items():
-        needed = len([k for k in kinds if k is not DiscrepancyKind.UNKNOWN]) + 2
-        mine = [p for p in payments if p.rail == rail]
-        for p in mine[:needed]:
-            payments[p.index] = PlannedPayment(p.index, p.rail, p.currency, p.amount, p.seller, Scenario.SALE)
-    first_alipay = next(p for p in payments if p.rail == "alipay")
-    payments[first_alipay.index] = PlannedPayment(first_alipay.index, "alipay", "RUB",
-                                                  _amount(rng, "RUB"), "hangzhou-silk", Scenario.SALE)
+        for _ in range(len(kinds) + 2):
+            drafts.append(PlannedPayment(0, rail, CURRENCY[rail], _amount(rng, CURRENCY[rail]),
+                                         rng.choice([s.key for s in SELLERS]), Scenario.SALE))
+    drafts.append(PlannedPayment(0, "alipay", "RUB", _amount(rng, "RUB"), "hangzhou-silk", Scenario.SALE))
+    drafts += [_payment(rng) for _ in range(count - len(drafts))]
+    rng.shuffle(drafts)
+    payments = [PlannedPayment(i, p.rail, p.currency, p.amount, p.seller, p.scenario) for i, p in enumerate(drafts)]
     return Plan(seed, tuple(payments), tuple(_discrepancies(rng, payments)))
 
 
-def _payment(rng: random.Random, index: int) -> PlannedPayment:
+def _payment(rng: random.Random) -> PlannedPayment:
     rail = rng.choices(RAILS, weights=(40, 30, 30))[0]
     currency = CURRENCY[rail]
     if rail == "alipay" and rng.random() < 0.2:
@@ -190,7 +190,7 @@ def _payment(rng: random.Random, index: int) -> PlannedPayment:
         # authorization's auth_no: reconciliation cannot pair them yet. Wallet payments
         # here are sales, so every outcome the demo shows is one it injected.
         scenario = Scenario.SALE
-    return PlannedPayment(index, rail, currency, _amount(rng, currency), seller, scenario)
+    return PlannedPayment(0, rail, currency, _amount(rng, currency), seller, scenario)
 
 
 def _amount(rng: random.Random, currency: str) -> int:
@@ -202,7 +202,7 @@ def _amount(rng: random.Random, currency: str) -> int:
 def _discrepancies(rng: random.Random, payments: list[PlannedPayment]) -> list[PlannedDiscrepancy]:
     planned: list[PlannedDiscrepancy] = []
     for rail, kinds in INJECTED.items():
-        sales = [p for p in payments if p.rail == rail and p.scenario is Scenario.SALE]
+        sales = sorted((p for p in payments if p.rail == rail and p.scenario is Scenario.SALE), key=lambda p: p.index)
         converted = [p for p in sales if p.currency != CURRENCY[rail]]
         plain = [p for p in sales if p.currency == CURRENCY[rail]]
         rng.shuffle(plain)
