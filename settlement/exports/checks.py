@@ -175,7 +175,7 @@ class JournalCheck:
             totals.debit += line.amount
         else:
             totals.credit += line.amount
-        totals.digest = hash((totals.digest, line.posting_id, line.side, line.amount))
+        totals.digest = posting_digest(totals.digest, line.posting_id or 0, debit, line.amount)
 
     def _reporting(self, where: str, line: JournalLine) -> None:
         assert line.exchange_rate is not None
@@ -289,20 +289,37 @@ class TrialBalanceCheck:
 
 
 @dataclass(slots=True)
+class StatementSummary:
+    """What one account's statement says, for the cross-checks with the trial
+    balance and the journal."""
+
+    currency: str
+    opening: int
+    closing: int
+    digest: int
+    opened_at: str
+    closed_at: str
+
+
+@dataclass(slots=True)
 class StatementCheck:
-    """One statement per trial-balance account: opening and closing equal the trial
-    balance, each balance follows from the previous line, and the lines are the
-    journal's posted postings of that account in the period, in order."""
+    """Inside the statements file: each account's lines open, follow in order with
+    each balance following from the previous line, and close. It needs only the
+    accounts' types (for the sign of their balances), so it can run on its own,
+    in another process; :func:`cross_check` then compares its summaries with the
+    trial balance and the journal."""
 
     fail: Fail
-    journal: JournalCheck
-    balances: TrialBalanceCheck
-    seen: set[str] = field(default_factory=set)
+    types: dict[str, str]
+    first: int
+    last: int
+    summaries: dict[str, StatementSummary] = field(default_factory=dict)
     code: str | None = None
+    opened: tuple[str, int] = ("", 0)
     running: int = 0
     sign: int = 1
     digest: int = 0
-    last: tuple[int, int] = (0, 0)
+    previous: tuple[int, int] = (0, 0)
 
     def row(self, where: str, line: StatementLine) -> None:
         if line.line == "opening":
@@ -314,58 +331,80 @@ class StatementCheck:
         if line.line == "closing":
             self._close(where, line)
             return
-        assert line.amount is not None
-        assert line.seq is not None
-        assert line.posting_id is not None
-        if (line.seq, line.posting_id) <= self.last:
+        amount, seq, posting_id = line.amount, line.seq, line.posting_id
+        assert amount is not None
+        assert seq is not None
+        assert posting_id is not None
+        if (seq, posting_id) <= self.previous:
             self.fail(where, "statement lines are out of order")
-        self.last = (line.seq, line.posting_id)
-        if not self.journal.first <= line.seq <= self.journal.last:
-            self.fail(where, f"sequence number {line.seq} is outside the exported journal")
-        self.running += self.sign * (line.amount if line.side == "D" else -line.amount)
+        self.previous = (seq, posting_id)
+        if not self.first <= seq <= self.last:
+            self.fail(where, f"sequence number {seq} is outside the exported journal")
+        debit = line.side == "D"
+        self.running += self.sign * (amount if debit else -amount)
         if line.balance != self.running:
             self.fail(where, f"balance {_money(line.balance, line.currency)} does not follow from the previous "
                              f"line (expected {_money(self.running, line.currency)})")
             self.running = line.balance
-        self.digest = hash((self.digest, line.posting_id, line.side, line.amount))
+        self.digest = posting_digest(self.digest, posting_id, debit, amount)
 
     def _open(self, where: str, line: StatementLine) -> None:
         if self.code is not None:
             self.fail(where, f"the statement of {self.code} has no closing line")
         code = line.account_code
-        account = self.balances.accounts.get(code)
-        self.code, self.digest, self.last, self.running = code, 0, (0, 0), line.balance
-        if code in self.seen or account is None:
-            problem = "has two statements" if code in self.seen else "is not in the trial balance"
-            self.fail(where, f"account {code} {problem}")
-            return
-        self.seen.add(code)
+        self.code, self.digest, self.previous, self.running = code, 0, (0, 0), line.balance
+        self.opened = (where, line.balance)
         try:
-            self.sign = 1 if AccountType(account.type).debit_normal else -1
+            self.sign = 1 if AccountType(self.types.get(code, "")).debit_normal else -1
         except ValueError:
             self.sign = 1
-        if line.balance != self.sign * account.opening:
-            self.fail(where, f"opening balance {_money(line.balance, line.currency)} differs from the trial "
-                             f"balance ({_money(self.sign * account.opening, line.currency)})")
+        if code in self.summaries:
+            self.fail(where, f"account {code} has two statements")
 
     def _close(self, where: str, line: StatementLine) -> None:
         code = self.code
         assert code is not None
-        account = self.balances.accounts.get(code)
         if line.balance != self.running:
             self.fail(where, f"closing balance {_money(line.balance, line.currency)} does not follow from the "
                              f"lines (expected {_money(self.running, line.currency)})")
-        if account is not None and line.balance != self.sign * account.closing:
-            self.fail(where, f"closing balance {_money(line.balance, line.currency)} differs from the trial "
-                             f"balance ({_money(self.sign * account.closing, line.currency)})")
-        totals = self.journal.accounts.get(code)
-        if self.digest != (totals.digest if totals else 0):
-            self.fail(where, f"the statement lines of {code} are not the journal's postings of that account")
+        self.summaries.setdefault(code, StatementSummary(line.currency, self.opened[1], line.balance, self.digest,
+                                                         self.opened[0], where))
         self.code = None
 
     def finish(self, where: str) -> None:
         if self.code is not None:
             self.fail(where, f"the statement of {self.code} has no closing line")
-        for code in self.balances.accounts:
-            if code not in self.seen:
-                self.fail(where, f"account {code} of the trial balance has no statement")
+
+
+def cross_check(fail: Fail, where: str, summaries: dict[str, StatementSummary], balances: TrialBalanceCheck,
+                journal: JournalCheck) -> None:
+    """Statements against the trial balance (opening, closing) and the journal (the
+    same postings, in the same order); every trial-balance account has a statement."""
+    for code, summary in summaries.items():
+        account = balances.accounts.get(code)
+        c = summary.currency
+        if account is None:
+            fail(summary.opened_at, f"account {code} is not in the trial balance")
+            continue
+        sign = 1 if account.type not in _TYPES or AccountType(account.type).debit_normal else -1
+        if summary.opening != sign * account.opening:
+            fail(summary.opened_at, f"opening balance {_money(summary.opening, c)} differs from the trial balance "
+                                    f"({_money(sign * account.opening, c)})")
+        if summary.closing != sign * account.closing:
+            fail(summary.closed_at, f"closing balance {_money(summary.closing, c)} differs from the trial balance "
+                                    f"({_money(sign * account.closing, c)})")
+        totals = journal.accounts.get(code)
+        if summary.digest != (totals.digest if totals else 0):
+            fail(summary.closed_at, f"the statement lines of {code} are not the journal's postings of that account")
+    for code in balances.accounts:
+        if code not in summaries:
+            fail(where, f"account {code} of the trial balance has no statement")
+
+
+_TYPES = frozenset(t.value for t in AccountType)
+
+
+def posting_digest(digest: int, posting_id: int, debit: bool, amount: int) -> int:
+    """Order-dependent digest of an account's postings. Only integers go in, whose
+    hashes Python does not randomise, so two processes agree."""
+    return hash((digest, posting_id, 1 if debit else 2, amount))

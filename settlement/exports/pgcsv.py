@@ -30,57 +30,57 @@ def _money(amount: str) -> str:
     return f"round({amount}::numeric / cx.factor, cx.places)::text"
 
 
+# Entry columns are computed once per entry (OFFSET 0 keeps the subquery from being
+# flattened, which would format the times once per posting).
 _JOURNAL = f"""
 WITH {{cx}}
-SELECT l.seq, e.id, e.idempotency_key, e.kind, {_TIME.format("e.effective_at")}, {_TIME.format("e.recorded_at")},
-       e.description, e.metadata::text, e.reverses_entry_id, e.hold_id, p.id, p.account_id, a.code,
+SELECT x.seq, x.id, x.idempotency_key, x.kind, x.effective_at, x.recorded_at, x.description, x.metadata,
+       x.reverses_entry_id, x.hold_id, p.id, p.account_id, a.code,
        CASE WHEN p.side = 'D' THEN {_money("p.amount")} END, CASE WHEN p.side = 'C' THEN {_money("p.amount")} END,
-       p.currency, CASE WHEN p.pending THEN 'true' WHEN NOT p.pending THEN 'false' END, encode(l.leaf_hash, 'hex')
-  FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id
-  LEFT JOIN ledger_postings p ON p.entry_id = e.id
+       p.currency, CASE WHEN p.pending THEN 'true' WHEN NOT p.pending THEN 'false' END, x.leaf
+  FROM (SELECT l.seq, e.id, e.idempotency_key, e.kind, {_TIME.format("e.effective_at")} AS effective_at,
+               {_TIME.format("e.recorded_at")} AS recorded_at, e.description, e.metadata::text AS metadata,
+               e.reverses_entry_id, e.hold_id, encode(l.leaf_hash, 'hex') AS leaf
+          FROM journal_leaves l JOIN ledger_entries e ON e.id = l.entry_id
+         WHERE l.seq >= %(a)s AND l.seq <= %(b)s OFFSET 0) AS x
+  LEFT JOIN ledger_postings p ON p.entry_id = x.id
   LEFT JOIN ledger_accounts a ON a.id = p.account_id
   LEFT JOIN cx ON cx.currency = p.currency
- WHERE l.seq >= %(a)s AND l.seq <= %(b)s
- ORDER BY l.seq, p.id
+ ORDER BY x.seq, p.id
 """
 
-# One opening line, the posting lines, one closing line per account of the trial
-# balance (given with its opening net balance and its sign: 1 debit-normal, -1 not).
+# Per account of the trial balance (passed in with its code, currency, opening net
+# balance and sign: 1 debit-normal, -1 credit-normal): an opening line, its posted
+# postings recorded in the period, a closing line. One sort serves both the window
+# (the running balance) and the output order.
 _STATEMENTS = f"""
-WITH {{cx}}, accounts(account_id, opening, sign) AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(openings)s::bigint[], %(signs)s::int[])
-), moves AS (
-    SELECT p.account_id, l.seq, l.entry_id, p.id AS posting_id, p.side, p.amount, e.recorded_at, e.description,
-           sum(CASE WHEN p.side = 'D' THEN p.amount ELSE -p.amount END)
-               OVER (PARTITION BY p.account_id ORDER BY l.seq, p.id) AS moved
-      FROM journal_leaves l JOIN ledger_postings p ON p.entry_id = l.entry_id
-      JOIN ledger_entries e ON e.id = l.entry_id
-     WHERE l.seq >= %(a)s AND l.seq <= %(b)s AND NOT p.pending {{period}}
-), totals AS (
-    SELECT account_id, sum(CASE WHEN side = 'D' THEN amount ELSE -amount END) AS moved
-      FROM moves GROUP BY account_id
+WITH {{cx}}, accounts(account_id, code, currency, opening, sign) AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(codes)s::text[], %(currencies)s::text[], %(openings)s::bigint[],
+                         %(signs)s::int[])
 ), lines AS (
-    SELECT x.account_id, 0 AS part, 0::bigint AS seq_key, 0::bigint AS posting_key, 'opening' AS line,
-           NULL::bigint AS seq, NULL::bigint AS entry_id, NULL::bigint AS posting_id, NULL::text AS recorded_at,
-           NULL::text AS description, NULL::bigint AS debit, NULL::bigint AS credit, x.sign * x.opening AS balance
+    SELECT x.*, 0 AS part, 0::bigint AS seq, 0::bigint AS posting_id, NULL::bigint AS entry_id,
+           NULL::timestamptz AS recorded_at, NULL::text AS description, NULL::text AS side, 0::bigint AS amount
       FROM accounts x
     UNION ALL
-    SELECT m.account_id, 1, m.seq, m.posting_id, 'posting', m.seq, m.entry_id, m.posting_id,
-           {_TIME.format("m.recorded_at")}, m.description,
-           CASE WHEN m.side = 'D' THEN m.amount END, CASE WHEN m.side = 'C' THEN m.amount END,
-           x.sign * (x.opening + m.moved)
-      FROM moves m JOIN accounts x ON x.account_id = m.account_id
+    SELECT x.*, 1, l.seq, p.id, l.entry_id, e.recorded_at, e.description, p.side, p.amount
+      FROM journal_leaves l JOIN ledger_postings p ON p.entry_id = l.entry_id
+      JOIN ledger_entries e ON e.id = l.entry_id JOIN accounts x ON x.account_id = p.account_id
+     WHERE l.seq >= %(a)s AND l.seq <= %(b)s AND NOT p.pending {{period}}
     UNION ALL
-    SELECT x.account_id, 2, 0, 0, 'closing', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           x.sign * (x.opening + COALESCE(t.moved, 0))
-      FROM accounts x LEFT JOIN totals t ON t.account_id = x.account_id
+    SELECT x.*, 2, 0, 0, NULL, NULL, NULL, NULL, 0 FROM accounts x
+), running AS (
+    SELECT u.*, u.sign * (u.opening + sum(CASE u.side WHEN 'D' THEN u.amount WHEN 'C' THEN -u.amount ELSE 0 END)
+               OVER (PARTITION BY u.account_id ORDER BY u.part, u.seq, u.posting_id ROWS UNBOUNDED PRECEDING))
+               AS balance
+      FROM lines u
 )
-SELECT a.code, a.currency, s.line, s.seq, s.entry_id, s.posting_id, s.recorded_at, s.description,
-       CASE WHEN s.debit IS NOT NULL THEN {_money("s.debit")} END,
-       CASE WHEN s.credit IS NOT NULL THEN {_money("s.credit")} END,
-       {_money("s.balance")}
-  FROM lines s JOIN ledger_accounts a ON a.id = s.account_id JOIN cx ON cx.currency = a.currency
- ORDER BY s.account_id, s.part, s.seq_key, s.posting_key
+SELECT r.code, r.currency, CASE r.part WHEN 0 THEN 'opening' WHEN 1 THEN 'posting' ELSE 'closing' END,
+       CASE WHEN r.part = 1 THEN r.seq END, r.entry_id, CASE WHEN r.part = 1 THEN r.posting_id END,
+       {_TIME.format("r.recorded_at")}, r.description,
+       CASE WHEN r.side = 'D' THEN {_money("r.amount")} END, CASE WHEN r.side = 'C' THEN {_money("r.amount")} END,
+       {_money("r.balance")}
+  FROM running r JOIN cx ON cx.currency = r.currency
+ ORDER BY r.account_id, r.part, r.seq, r.posting_id
 """
 
 Progress = Callable[[int], None]
@@ -126,14 +126,16 @@ def write_journal(session: Session, path: Path, *, first: int, last: int, curren
 
 
 def write_statements(session: Session, path: Path, *, first: int, last: int, period: tuple[Any, Any],
-                     accounts: list[tuple[int, int, int]], currencies: Iterable[str],
-                     progress: Progress | None = None) -> tuple[str, int]:
-    """Statements of ``accounts`` (id, opening net, sign) for postings recorded in
-    ``period`` (from, to; either may be None) within first..last."""
+                     accounts: list[tuple[int, str, str, int, int]], progress: Progress | None = None
+                     ) -> tuple[str, int]:
+    """Statements of ``accounts`` (id, code, currency, opening net, sign) for posted
+    postings recorded in ``period`` (from, to; either may be None) within first..last."""
     start, end = period
     clauses = ""
     params: dict[str, Any] = {"a": first, "b": last, "ids": [a[0] for a in accounts],
-                              "openings": [a[1] for a in accounts], "signs": [a[2] for a in accounts]}
+                              "codes": [a[1] for a in accounts], "currencies": [a[2] for a in accounts],
+                              "openings": [a[3] for a in accounts], "signs": [a[4] for a in accounts]}
+    currencies = params["currencies"]
     if start is not None:
         clauses += " AND e.recorded_at >= %(f)s"
         params["f"] = start

@@ -10,6 +10,7 @@ convert on the hot path of exports and verification without going through
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -120,10 +121,19 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{sign}{whole}.{fraction:0{places}d}"
 
 
+#: Amounts exactly as the writers print them, per number of places.
+_CANONICAL_AMOUNT = {places: re.compile(r"-?[0-9]{1,18}" + (rf"\.[0-9]{{{places}}}" if places else ""))
+                     for places in range(5)}
+
+
 def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
     """Decimal string -> minor units; refuses excess decimals, floats' exponents,
     anything not a plain decimal (the money module's codes)."""
     places = exponent(currency)
+    pattern = _CANONICAL_AMOUNT.get(places)
+    if pattern is not None and pattern.fullmatch(text):
+        # The usual case: every digit of the minor units, and the point before the last ``places``.
+        return int(text.replace(".", "", 1))
     whole, dot, fraction = text.partition(".")
     digits = whole[1:] if whole[:1] == "-" else whole
     if (digits.isdigit() and digits.isascii() and (not dot or (fraction.isdigit() and fraction.isascii()))

@@ -190,7 +190,7 @@ class _Run:
             entries, postings = self._journal(first, last)
         balances = self._trial_balance(accounts, queries.opening(size, start))
         if self.by_database:
-            self._database_statements(accounts, balances, first, last, written)
+            self._database_statements(balances, first, last, written)
         else:
             self._statements(accounts, balances, first=first, last=last)
         for report, writer in self.writers.items():
@@ -239,16 +239,15 @@ class _Run:
         written[JOURNAL] = {"name": name, "report": JOURNAL, "sha256": digest, "bytes": length, "rows": rows}
         return entries, postings
 
-    def _database_statements(self, accounts: dict[int, tuple[str, str, str]], balances: dict[int, BalanceLine],
-                             first: int, last: int, written: dict[str, dict[str, Any]]) -> None:
-        chosen = [(account_id, line.opening, 1 if AccountType(accounts[account_id][2]).debit_normal else -1)
-                  for account_id, line in balances.items()]
+    def _database_statements(self, balances: dict[int, BalanceLine], first: int, last: int,
+                             written: dict[str, dict[str, Any]]) -> None:
+        chosen = [(account_id, line.account_code, line.currency, line.opening,
+                   1 if AccountType(line.type).debit_normal else -1) for account_id, line in balances.items()]
         name = file_name(STATEMENTS, "csv")
         progress = self.progress
         digest, length = pgcsv.write_statements(
             self.queries.session, self.work / name, first=first, last=last,
             period=(self.request.period_from, self.request.period_to), accounts=chosen,
-            currencies={c for _, c, _ in accounts.values()},
             progress=None if progress is None else lambda done: progress(STATEMENTS, done, 0))
         written[STATEMENTS] = {"name": name, "report": STATEMENTS, "sha256": digest, "bytes": length,
                                "rows": 2 * len(balances) + self.statement_postings}

@@ -19,15 +19,25 @@ key are all it needs. It checks, and names the file and row of anything wrong:
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from settlement.exports import manifest
-from settlement.exports.checks import JournalCheck, StatementCheck, TrialBalanceCheck
+from settlement.exports.checks import (
+    JournalCheck,
+    StatementCheck,
+    StatementSummary,
+    TrialBalanceCheck,
+    cross_check,
+)
 from settlement.exports.readers import Row, read_csv, read_jsonl
 from settlement.exports.rows import JOURNAL, MANIFEST, SIGNATURE, STATEMENTS, TRIAL_BALANCE, format_amount
 from settlement.exports.saft_reader import SaftJournal, read_statements, read_trial_balance
@@ -124,9 +134,18 @@ def _check_reports(directory: Path, doc: dict[str, Any], size: int, root: bytes,
     period = doc["period"]
     reporting = doc.get("reporting_currency")
     proof = [(int(a), int(b), bytes.fromhex(h)) for a, b, h in journal_doc["proof"]]
-    check = JournalCheck(report.fail, tree_size=size, root=root, first=int(journal_doc["first_seq"]),
-                         last=int(journal_doc["last_seq"]), proof=proof, period_from=period["from"],
-                         period_to=period["to"], reporting_currency=reporting)
+    first, last = int(journal_doc["first_seq"]), int(journal_doc["last_seq"])
+    # The trial balance is small: read it first, so the statements (which need the
+    # accounts' types) can be checked in another process while this one checks the
+    # journal.
+    tb_path = directory / names[TRIAL_BALANCE]
+    tb_rows = list(_existing(tb_path, read_trial_balance(tb_path) if fmt == "xml"
+                             else _rows(tb_path, fmt, TRIAL_BALANCE), report))
+    types = {row.account_code: row.type for _, row in tb_rows if not isinstance(row, str)}
+    st_path = directory / names[STATEMENTS]
+    statements = _Statements(st_path, fmt, types, first, last) if st_path.is_file() else None
+    check = JournalCheck(report.fail, tree_size=size, root=root, first=first, last=last, proof=proof,
+                         period_from=period["from"], period_to=period["to"], reporting_currency=reporting)
     journal_path = directory / names[JOURNAL]
     saft = SaftJournal(journal_path) if fmt == "xml" else None
     rows = saft if saft is not None else _rows(journal_path, fmt, JOURNAL)
@@ -143,23 +162,69 @@ def _check_reports(directory: Path, doc: dict[str, Any], size: int, root: bytes,
     if saft is not None:
         _check_saft_totals(saft, check, reporting, names[JOURNAL], report)
     balances = TrialBalanceCheck(report.fail, check)
-    tb_path = directory / names[TRIAL_BALANCE]
-    for where, row in _existing(tb_path, read_trial_balance(tb_path) if fmt == "xml"
-                                else _rows(tb_path, fmt, TRIAL_BALANCE), report):
+    for where, row in tb_rows:
         if isinstance(row, str):
             report.fail(where, row)
         else:
             balances.row(where, row)
     balances.finish(names[TRIAL_BALANCE])
-    statements = StatementCheck(report.fail, check, balances)
-    st_path = directory / names[STATEMENTS]
-    for where, row in _existing(st_path, read_statements(st_path) if fmt == "xml"
-                                else _rows(st_path, fmt, STATEMENTS), report):
-        if isinstance(row, str):
-            report.fail(where, row)
+    failures, more, summaries = statements.result() if statements is not None else ([], 0, {})
+    for where, message in failures:
+        report.fail(where, message)
+    report.more += more
+    cross_check(report.fail, names[STATEMENTS], summaries, balances, check)
+
+
+#: Statements files larger than this are checked in a second process, alongside the journal.
+PARALLEL_BYTES = 8 << 20
+
+
+def check_statements(path: str, fmt: str, types: dict[str, str], first: int,
+                     last: int) -> tuple[list[tuple[str, str]], int, dict[str, StatementSummary]]:
+    """The statements file's own checks (runs in a worker process for big files)."""
+    failures: list[tuple[str, str]] = []
+    more = 0
+
+    def fail(where: str, message: str) -> None:
+        nonlocal more
+        if len(failures) < MAX_FAILURES:
+            failures.append((where, message))
         else:
-            statements.row(where, row)
-    statements.finish(names[STATEMENTS])
+            more += 1
+
+    file = Path(path)
+    checker = StatementCheck(fail, types, first, last)
+    for where, row in read_statements(file) if fmt == "xml" else _rows(file, fmt, STATEMENTS):
+        if isinstance(row, str):
+            fail(where, row)
+        else:
+            checker.row(where, row)
+    checker.finish(file.name)
+    return failures, more, checker.summaries
+
+
+class _Statements:
+    """The statements check, started now: in a worker process for a big file, or
+    run when its result is asked for."""
+
+    def __init__(self, path: Path, fmt: str, types: dict[str, str], first: int, last: int) -> None:
+        self.args = (str(path), fmt, types, first, last)
+        self.pool: ProcessPoolExecutor | None = None
+        self.future: Future[tuple[list[tuple[str, str]], int, dict[str, StatementSummary]]] | None = None
+        if path.stat().st_size > PARALLEL_BYTES and (os.cpu_count() or 1) > 1:
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self.future = self.pool.submit(check_statements, *self.args)
+
+    def result(self) -> tuple[list[tuple[str, str]], int, dict[str, StatementSummary]]:
+        if self.future is None or self.pool is None:
+            return check_statements(*self.args)
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            # The worker could not start (or died): do the work here instead.
+            return check_statements(*self.args)
+        finally:
+            self.pool.shutdown()
 
 
 def _rows(path: Path, fmt: str, report_name: str) -> Iterator[Row]:

@@ -233,13 +233,24 @@ class RangeMerger:
         return self._stack[-1][1] if self._stack else 0
 
     def push(self, start: int, end: int, digest: bytes) -> None:
+        stack = self._stack
+        if end == start + 1 and start & 1 and end <= self.size and stack and stack[-1][1] == start:
+            # The common case, a right leaf after its left sibling: merge without the general checks.
+            a, b, left = stack[-1]
+            if b - a == 1:
+                stack[-1] = (a, end, hash_children(left, digest))
+                self._merge()
+                return
         if start != self.position or not start < end <= self.size:
             raise MalformedRange(f"piece [{start}, {end}) does not continue at {self.position} "
                                  f"in a tree of {self.size}")
         if not self._is_node(start, end):
             raise MalformedRange(f"[{start}, {end}) is not a node of a tree of {self.size}")
-        stack = self._stack
         stack.append((start, end, digest))
+        self._merge()
+
+    def _merge(self) -> None:
+        stack = self._stack
         while len(stack) >= 2:
             a, b, left = stack[-2]
             _, c, right = stack[-1]
