@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     journal_origin: str = "settlement.journal"
     #: Most entries one sealing transaction takes (the task loops until none are left).
     journal_seal_batch: int = 50_000
+    #: How long an export waits for running transactions that hold committed entries
+    #: back from sealing, seconds.
+    journal_seal_wait_seconds: int = 60
     #: Secret for HMAC-SHA256 signatures of outgoing webhooks (per endpoint secrets
     #: override it).
     webhook_secret: SecretStr | None = None

@@ -66,8 +66,9 @@ class PeriodNotSealed(ExportError):
 
 @register
 class PeriodOpen(ExportError):
-    """A transaction that began before the end of the period is still running and
-    could still record an entry in it. Retry when it ends, or end the period earlier."""
+    """The period has not ended yet, or a transaction that began before its end is
+    still running and could still record an entry in it. Retry when it ends, end the
+    period earlier, or leave the end out to export as of the latest checkpoint."""
 
     code = "period_open"
     status = 409

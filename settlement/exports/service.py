@@ -129,7 +129,8 @@ def export(factory: SessionFactory, settings: Settings, request: ExportRequest, 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ExportDirectoryNotEmpty(f"{out_dir} exists and is not an empty directory", path=str(out_dir))
-    if checkpoint_now(factory, key, batch=settings.journal_seal_batch, wait=True) is None:
+    if checkpoint_now(factory, key, batch=settings.journal_seal_batch, wait=True,
+                      wait_seconds=settings.journal_seal_wait_seconds) is None:
         raise JournalEmpty("nothing is sealed yet: there is nothing to export")
     work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -155,7 +156,8 @@ class _Run:
         self.queries.snapshot()
         self.journal = Journal(session)
         self.key, self.request, self.work, self.progress = key, request, work, progress
-        self.created = canonical.format_time(clock())
+        self.now = clock()
+        self.created = canonical.format_time(self.now)
         start, end = request.period_from, request.period_to
         self.from_text = canonical.format_time(start) if start else None
         self.to_text = canonical.format_time(end) if end else None
@@ -175,6 +177,9 @@ class _Run:
         if unsealed:
             raise PeriodNotSealed(f"{unsealed} entries recorded in the period are not sealed in checkpoint {size} "
                                   "yet; retry in a moment", entries=unsealed, tree_size=size)
+        if end is not None and end > self.now:
+            raise PeriodOpen("the period has not ended yet; leave out the end to export as of the latest "
+                             "checkpoint", period_to=end.isoformat())
         if end is not None and queries.writers_started_before(end):
             raise PeriodOpen("a transaction that began before the end of the period is still running",
                              period_to=end.isoformat())

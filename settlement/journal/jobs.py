@@ -31,12 +31,13 @@ class SealRun:
     busy: bool
 
 
-def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False) -> SealRun:
+def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False,
+                 wait_seconds: float = BUSY_WAIT_SECONDS) -> SealRun:  # float-ok: seconds
     """Seal batches until nothing sealable is left. When another worker holds the
     sealer's lock, return at once (``busy``), or with ``wait`` retry until it is
     free (an export wants everything sealed before it reads). When committed
     entries are held back by a running transaction, look again for a moment (with
-    ``wait``: until it ends, up to BUSY_WAIT_SECONDS)."""
+    ``wait``: until it ends, up to ``wait_seconds``)."""
     total, size = 0, 0
     began = time.monotonic()
     while True:
@@ -44,22 +45,23 @@ def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False) -> 
             result = Journal(session).seal(limit=batch)
         waited = time.monotonic() - began
         if result.busy:
-            if not wait or waited > BUSY_WAIT_SECONDS:
+            if not wait or waited > wait_seconds:
                 return SealRun(total, size, True)
             time.sleep(0.05)
             continue
         total, size = total + result.sealed, result.tree_size
         if result.sealed == batch:
             continue
-        if not result.more or waited > (BUSY_WAIT_SECONDS if wait else SHORT_RETRY_SECONDS):
+        if not result.more or waited > (wait_seconds if wait else SHORT_RETRY_SECONDS):
             return SealRun(total, size, False)
         time.sleep(0.02)
 
 
-def checkpoint_now(factory: SessionFactory, key: SigningKey, *, batch: int, wait: bool = False) -> CheckpointRow | None:
+def checkpoint_now(factory: SessionFactory, key: SigningKey, *, batch: int, wait: bool = False,
+                   wait_seconds: float = BUSY_WAIT_SECONDS) -> CheckpointRow | None:  # float-ok: seconds
     """Seal what can be sealed, then sign a checkpoint if the tree grew. Returns
     the latest checkpoint (None while nothing is sealed)."""
-    seal_pending(factory, batch=batch, wait=wait)
+    seal_pending(factory, batch=batch, wait=wait, wait_seconds=wait_seconds)
     with unit_of_work(factory) as session:
         journal = Journal(session)
         journal.checkpoint(key)

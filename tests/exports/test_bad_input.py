@@ -53,6 +53,8 @@ def test_a_period_a_running_transaction_could_still_write_into_is_refused(
             exporter(book)("csv", period_to=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
         # As of the latest checkpoint (no end given), nothing can still change it.
         assert exporter(book)("csv", name="as-of").entries > 0
+    with pytest.raises(PeriodOpen, match="not ended yet"):
+        exporter(book)("csv", period_to=dt.datetime.now(dt.UTC) + dt.timedelta(days=1), name="future")
 
 
 def test_requests_are_checked_before_anything_runs(book: Database, exporter: Callable[[Database], Exporter],

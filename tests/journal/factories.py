@@ -33,7 +33,8 @@ def make_keys(directory: Path, name: str = "journal.pem") -> Keys:
 
 def settings_for(url: str, keys: Keys | None, data_dir: Path) -> Settings:
     return Settings(database_url=url, journal_signing_key_file=keys.private if keys else None,
-                    journal_signing_key=None, journal_origin=ORIGIN, data_dir=data_dir, journal_seal_batch=50)
+                    journal_signing_key=None, journal_origin=ORIGIN, data_dir=data_dir, journal_seal_batch=50,
+                    journal_seal_wait_seconds=1)
 
 
 def open_book(factory: SessionFactory) -> None:
