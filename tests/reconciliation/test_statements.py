@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from settlement.db import unit_of_work
 from settlement.reconciliation.models import FileKind
+from settlement.reconciliation.service.resolve import Action, resolve
 from tests.adapters.statements.factories import one_c_account_section, one_c_document, one_c_file
 from tests.reconciliation.factories import Harness, ops, statement_camt, write_file
 
@@ -68,3 +70,26 @@ def test_a_statement_line_is_used_once(recon: Harness) -> None:
                                  kind=FileKind.STATEMENT, name="b")
     assert summary["outcomes"]["unexpected_in_file"] == 2
     assert recon.balance("bank:account:RUB") == amount
+
+
+def test_statement_exceptions_are_resolved_with_their_entries(recon: Harness) -> None:
+    amount = _settle(recon, D - dt.timedelta(days=9), 1)
+    # The bank credited the batch short by 1.50 (its fee), and a stray credit of 7.00.
+    run_id, _ = recon.reconcile(statement_camt([(amount - 150, D, "E2E-1"), (700, D, "STRAY")]), rail=None,
+                                kind=FileKind.STATEMENT, name="camt")
+    ids = {kind: (i, line) for i, kind, line in recon.sql(
+        "SELECT id, kind, line_id FROM recon_exceptions WHERE run_id = :r", r=run_id)}
+    assert set(ids) == {"missing_in_file", "unexpected_in_file"}
+    short_line = recon.scalar("SELECT id FROM recon_statement_lines WHERE end_to_end_id = 'E2E-1'")
+    with unit_of_work(recon.factory) as session:
+        resolve(session, ids["missing_in_file"][0], action=Action.MANUAL_MATCH, actor="key:1:a", threshold=10_000,
+                reason="the bank's fee came off the batch", line_id=short_line)
+    # The line for the batch had its own unexpected exception: resolved with it.
+    stray = recon.scalar("SELECT id FROM recon_exceptions WHERE kind = 'unexpected_in_file' AND status = 'open'")
+    with unit_of_work(recon.factory) as session:
+        resolve(session, stray, action=Action.WRITE_OFF, actor="key:1:a", threshold=10_000, reason="unknown payer")
+    assert recon.balance("bank:account:RUB") == amount - 150 + 700
+    assert recon.balance("recon:bank:variance:RUB") == 150
+    assert recon.balance("recon:writeoff:RUB") == -700
+    assert recon.sql("SELECT DISTINCT status FROM recon_exceptions") == [("resolved",)]
+    assert recon.sql("SELECT status FROM recon_settlement_batches") == [("confirmed",)]

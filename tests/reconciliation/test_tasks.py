@@ -1,0 +1,85 @@
+"""The daily inbox pickup, the restart of stale runs and the one-executor rule, with
+the tasks run inline (no broker); tests/reconciliation/test_worker.py runs them in
+real workers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from settlement.config import get_settings
+from settlement.db import unit_of_work
+from settlement.reconciliation import runner
+from settlement.reconciliation.errors import RunInProgress
+from settlement.reconciliation.service import runs
+from settlement.reconciliation.tasks import pickup_inboxes, resume_stale_runs
+from settlement.tasks.app import get_celery
+from settlement.tasks.base import use_session_factory
+from tests.conftest import Database
+from tests.reconciliation.factories import Harness, ops, statement_camt, write_file
+
+
+@pytest.fixture
+def inline(pg_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Tasks inline in this process, on the test database; yields the data folder."""
+    monkeypatch.setenv("SETTLEMENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETTLEMENT_DATABASE_URL", pg_database.url)
+    monkeypatch.delenv("SETTLEMENT_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    get_celery.cache_clear()
+    use_session_factory(pg_database.factory)
+    yield tmp_path / "data"
+    use_session_factory(None)
+    get_settings.cache_clear()
+    get_celery.cache_clear()
+
+
+def test_the_inbox_pickup_reconciles_each_file_once(recon: Harness, inline: Path) -> None:
+    batch = ops("mir", 3)
+    recon.expect(*batch)
+    data = write_file("mir", [op.record() for op in batch])
+    (inline / "inbox" / "mir").mkdir(parents=True)
+    (inline / "inbox" / "statement").mkdir(parents=True)
+    (inline / "inbox" / "mir" / "register-1.csv").write_bytes(data)
+    net = sum(op.record().net for op in batch)
+    (inline / "inbox" / "statement" / "camt.xml").write_bytes(statement_camt([(net, dt.date(2026, 11, 19), "E")]))
+    picked = pickup_inboxes.apply().get()
+    assert [(p["inbox"], p["new"]) for p in picked] == [("mir", True), ("statement", True)]
+    assert sorted(p.name for p in (inline / "inbox" / "mir" / "processed").iterdir()) == ["register-1.csv"]
+    assert recon.sql("SELECT kind, status FROM recon_runs ORDER BY id") == [("settlement", "completed"),
+                                                                             ("statement", "completed")]
+    assert recon.balance("bank:account:RUB") == net
+    # The same bytes dropped again, under another name: recognised, nothing applied.
+    (inline / "inbox" / "mir" / "register-1-again.csv").write_bytes(data)
+    again = pickup_inboxes.apply().get()
+    assert [(p["inbox"], p["new"], p["run_id"]) for p in again] == [("mir", False, picked[0]["run_id"])]
+    assert recon.sql("SELECT count(*) FROM recon_runs") == [(2,)]
+    assert recon.balance("bank:clearing:RUB") == 0
+
+
+def test_stale_runs_are_sent_again_and_finish(recon: Harness, inline: Path) -> None:
+    batch = ops("mir", 2)
+    recon.expect(*batch)
+    file_id, _ = recon.register(write_file("mir", [op.record() for op in batch]))
+    with unit_of_work(recon.factory) as session:
+        run_id = runs.create_run(session, file_id=file_id, dry_run=False, actor="cli:tester").id
+    assert resume_stale_runs.apply().get() == []
+    with unit_of_work(recon.factory) as session:
+        session.execute(text("UPDATE recon_runs SET created_at = created_at - interval '1 hour'"))
+    assert resume_stale_runs.apply().get() == [run_id]
+    assert recon.scalar("SELECT status FROM recon_runs WHERE id = :r", r=run_id) == "completed"
+
+
+def test_one_process_executes_a_run_at_a_time(recon: Harness) -> None:
+    batch = ops("mir", 1)
+    recon.expect(*batch)
+    file_id, _ = recon.register(write_file("mir", [batch[0].record()]))
+    with unit_of_work(recon.factory) as session:
+        run_id = runs.create_run(session, file_id=file_id, dry_run=False, actor="cli:tester").id
+    with runner.advisory_lock(recon.factory, f"recon:run:{run_id}", wait=False), pytest.raises(RunInProgress):
+        runner.execute(recon.factory, recon.settings, run_id)
+    assert runner.execute(recon.factory, recon.settings, run_id)["outcomes"]["matched"] == 1
