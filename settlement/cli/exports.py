@@ -63,9 +63,13 @@ def export_command(
             bar.update(tasks[phase], completed=done, total=total or None)  # type: ignore[arg-type]
 
         result = export(state(ctx).factory, settings, request, out, progress=progress)
-    console.print(f"exported sequence numbers {result.first_seq} to {result.last_seq} ({result.entries} entries, "
-                  f"{result.postings} postings) of checkpoint {result.tree_size} into {result.directory}",
-                  markup=False, soft_wrap=True)
+    if result.entries:
+        console.print(f"exported sequence numbers {result.first_seq} to {result.last_seq} ({result.entries} entries, "
+                      f"{result.postings} postings) of checkpoint {result.tree_size} into {result.directory}",
+                      markup=False)
+    else:
+        console.print(f"nothing was recorded in the period; the export proves it against checkpoint "
+                      f"{result.tree_size}, in {result.directory}", markup=False)
     for info in result.files:
         console.print(f"  {info['name']}  {info['rows']} rows  sha256 {info['sha256']}", markup=False)
     console.print(f"manifest sha256 {result.manifest_sha256}", markup=False)
