@@ -148,13 +148,13 @@ def _print_summary(summary: object, seconds: float) -> None:  # float-ok: elapse
         volumes.add_row(v.currency, str(v.payments), format_minor(v.authorized, v.currency),
                         format_minor(v.captured, v.currency), format_minor(v.refunded, v.currency))
     console.print(volumes)
-    recon = Table("file", "rail", "outcomes", "injected", "check", title="Reconciliation", title_justify="left")
+    recon = Table("rail and file", "outcomes", "injected", "check", title="Reconciliation", title_justify="left")
     for line in s.reconciliations:
         check = ("[green]as injected[/]" if line.as_injected else
                  f"[red]{escape(line.error or 'differs')}[/]")
-        recon.add_row(escape(line.filename), line.rail,
-                      ", ".join(f"{k} {n}" for k, n in sorted(line.outcomes.items())),
-                      ", ".join(f"{k} {n}" for k, n in sorted(line.expected.items())), check)
+        recon.add_row(f"{line.rail}\n[dim]{escape(line.filename)}[/]",
+                      "\n".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(line.outcomes.items())),
+                      "\n".join(f"{k.replace('_', ' ')} {n}" for k, n in sorted(line.expected.items())), check)
     console.print(recon)
     exceptions = ", ".join(f"{k} {n}" for k, n in s.exceptions.items()) or "none"
     console.print(f"Exceptions left for people: {escape(exceptions)}")
