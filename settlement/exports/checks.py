@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from settlement.errors import SettlementError
-from settlement.exports.rows import BalanceLine, JournalLine, StatementLine, format_amount
+from settlement.exports.rows import BalanceLine, JournalLine, format_amount
 from settlement.journal import canonical
 from settlement.journal.merkle import MalformedRange, RangeMerger
 from settlement.ledger.models import AccountType
@@ -132,7 +132,7 @@ class JournalCheck:
             if difference:
                 self.fail(first_where, f"entry {head.entry_id} (seq {head.seq}) does not balance"
                                        f"{' (pending)' if pending else ''}: debits - credits = "
-                                       f"{_money(difference, currency)}")
+                                       f"{money(difference, currency)}")
         return postings
 
     def _leaf(self, where: str, head: JournalLine, postings: list[list[Any]]) -> bytes | None:
@@ -185,7 +185,7 @@ class JournalCheck:
         expected = apply_rate(line.amount, line.exchange_rate, line.currency, self.reporting_currency)
         if line.reporting_amount != expected:
             self.fail(where, "Amount is not CurrencyAmount x ExchangeRate (expected "
-                             f"{_money(expected, self.reporting_currency)})")
+                             f"{money(expected, self.reporting_currency)})")
         if line.side == "D":
             self.reporting_debit += line.reporting_amount or 0
         else:
@@ -215,7 +215,7 @@ class JournalCheck:
             self.fail(where, "the journal rows do not rebuild the signed checkpoint's root hash")
 
 
-def _money(minor: int, currency: str) -> str:
+def money(minor: int, currency: str) -> str:
     try:
         return f"{format_amount(minor, currency)} {currency}"
     except SettlementError:
@@ -261,9 +261,9 @@ class TrialBalanceCheck:
         debit, credit = (totals.debit, totals.credit) if totals else (0, 0)
         c = line.currency
         if (line.debit, line.credit) != (debit, credit):
-            self.fail(where, f"account {code}: debit {_money(line.debit, c)} credit {_money(line.credit, c)}, but "
-                             f"the journal's postings in the period sum to debit {_money(debit, c)} credit "
-                             f"{_money(credit, c)}")
+            self.fail(where, f"account {code}: debit {money(line.debit, c)} credit {money(line.credit, c)}, but "
+                             f"the journal's postings in the period sum to debit {money(debit, c)} credit "
+                             f"{money(credit, c)}")
         if totals is not None and totals.currency != line.currency:
             self.fail(where, f"account {code} is in {totals.currency} in the journal, {line.currency} here")
         if line.closing != line.opening + line.debit - line.credit:
@@ -271,8 +271,8 @@ class TrialBalanceCheck:
         if self.journal.first == 1:
             before = (totals.before_debit - totals.before_credit) if totals else 0
             if line.opening != before:
-                self.fail(where, f"account {code}: opening {_money(line.opening, c)} but the journal before the "
-                                 f"period sums to {_money(before, c)}")
+                self.fail(where, f"account {code}: opening {money(line.opening, c)} but the journal before the "
+                                 f"period sums to {money(before, c)}")
         sums = self.sums.setdefault(line.currency, [0, 0, 0, 0])
         for index, value in enumerate((line.opening, line.debit, line.credit, line.closing)):
             sums[index] += value
@@ -283,125 +283,12 @@ class TrialBalanceCheck:
                 self.fail(where, f"account {code} has postings in the period but no row")
         for currency, (opening, debit, credit, closing) in sorted(self.sums.items()):
             if opening or closing or debit != credit:
-                self.fail(where, f"{currency} does not balance: openings sum to {_money(opening, currency)}, "
-                                 f"closings to {_money(closing, currency)}, debits {_money(debit, currency)} vs "
-                                 f"credits {_money(credit, currency)}")
+                self.fail(where, f"{currency} does not balance: openings sum to {money(opening, currency)}, "
+                                 f"closings to {money(closing, currency)}, debits {money(debit, currency)} vs "
+                                 f"credits {money(credit, currency)}")
 
 
-@dataclass(slots=True)
-class StatementSummary:
-    """What one account's statement says, for the cross-checks with the trial
-    balance and the journal."""
-
-    currency: str
-    opening: int
-    closing: int
-    digest: int
-    opened_at: str
-    closed_at: str
-
-
-@dataclass(slots=True)
-class StatementCheck:
-    """Inside the statements file: each account's lines open, follow in order with
-    each balance following from the previous line, and close. It needs only the
-    accounts' types (for the sign of their balances), so it can run on its own,
-    in another process; :func:`cross_check` then compares its summaries with the
-    trial balance and the journal."""
-
-    fail: Fail
-    types: dict[str, str]
-    first: int
-    last: int
-    summaries: dict[str, StatementSummary] = field(default_factory=dict)
-    code: str | None = None
-    opened: tuple[str, int] = ("", 0)
-    running: int = 0
-    sign: int = 1
-    digest: int = 0
-    previous: tuple[int, int] = (0, 0)
-
-    def row(self, where: str, line: StatementLine) -> None:
-        if line.line == "opening":
-            self._open(where, line)
-            return
-        if self.code is None or line.account_code != self.code:
-            self.fail(where, "a statement line outside its account's opening and closing lines")
-            return
-        if line.line == "closing":
-            self._close(where, line)
-            return
-        amount, seq, posting_id = line.amount, line.seq, line.posting_id
-        assert amount is not None
-        assert seq is not None
-        assert posting_id is not None
-        if (seq, posting_id) <= self.previous:
-            self.fail(where, "statement lines are out of order")
-        self.previous = (seq, posting_id)
-        if not self.first <= seq <= self.last:
-            self.fail(where, f"sequence number {seq} is outside the exported journal")
-        debit = line.side == "D"
-        self.running += self.sign * (amount if debit else -amount)
-        if line.balance != self.running:
-            self.fail(where, f"balance {_money(line.balance, line.currency)} does not follow from the previous "
-                             f"line (expected {_money(self.running, line.currency)})")
-            self.running = line.balance
-        self.digest = posting_digest(self.digest, posting_id, debit, amount)
-
-    def _open(self, where: str, line: StatementLine) -> None:
-        if self.code is not None:
-            self.fail(where, f"the statement of {self.code} has no closing line")
-        code = line.account_code
-        self.code, self.digest, self.previous, self.running = code, 0, (0, 0), line.balance
-        self.opened = (where, line.balance)
-        try:
-            self.sign = 1 if AccountType(self.types.get(code, "")).debit_normal else -1
-        except ValueError:
-            self.sign = 1
-        if code in self.summaries:
-            self.fail(where, f"account {code} has two statements")
-
-    def _close(self, where: str, line: StatementLine) -> None:
-        code = self.code
-        assert code is not None
-        if line.balance != self.running:
-            self.fail(where, f"closing balance {_money(line.balance, line.currency)} does not follow from the "
-                             f"lines (expected {_money(self.running, line.currency)})")
-        self.summaries.setdefault(code, StatementSummary(line.currency, self.opened[1], line.balance, self.digest,
-                                                         self.opened[0], where))
-        self.code = None
-
-    def finish(self, where: str) -> None:
-        if self.code is not None:
-            self.fail(where, f"the statement of {self.code} has no closing line")
-
-
-def cross_check(fail: Fail, where: str, summaries: dict[str, StatementSummary], balances: TrialBalanceCheck,
-                journal: JournalCheck) -> None:
-    """Statements against the trial balance (opening, closing) and the journal (the
-    same postings, in the same order); every trial-balance account has a statement."""
-    for code, summary in summaries.items():
-        account = balances.accounts.get(code)
-        c = summary.currency
-        if account is None:
-            fail(summary.opened_at, f"account {code} is not in the trial balance")
-            continue
-        sign = 1 if account.type not in _TYPES or AccountType(account.type).debit_normal else -1
-        if summary.opening != sign * account.opening:
-            fail(summary.opened_at, f"opening balance {_money(summary.opening, c)} differs from the trial balance "
-                                    f"({_money(sign * account.opening, c)})")
-        if summary.closing != sign * account.closing:
-            fail(summary.closed_at, f"closing balance {_money(summary.closing, c)} differs from the trial balance "
-                                    f"({_money(sign * account.closing, c)})")
-        totals = journal.accounts.get(code)
-        if summary.digest != (totals.digest if totals else 0):
-            fail(summary.closed_at, f"the statement lines of {code} are not the journal's postings of that account")
-    for code in balances.accounts:
-        if code not in summaries:
-            fail(where, f"account {code} of the trial balance has no statement")
-
-
-_TYPES = frozenset(t.value for t in AccountType)
+TYPES = frozenset(t.value for t in AccountType)
 
 
 def posting_digest(digest: int, posting_id: int, debit: bool, amount: int) -> int:

@@ -31,16 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from settlement.exports import manifest
-from settlement.exports.checks import (
-    JournalCheck,
-    StatementCheck,
-    StatementSummary,
-    TrialBalanceCheck,
-    cross_check,
-)
+from settlement.exports.checks import JournalCheck, TrialBalanceCheck
 from settlement.exports.readers import Row, read_csv, read_jsonl
 from settlement.exports.rows import JOURNAL, MANIFEST, SIGNATURE, STATEMENTS, TRIAL_BALANCE, format_amount
 from settlement.exports.saft_reader import SaftJournal, read_statements, read_trial_balance
+from settlement.exports.statement_checks import StatementCheck, StatementSummary, cross_check
 from settlement.journal.keys import PublicKey
 from settlement.journal.notes import BadNote, open_checkpoint
 
