@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from settlement.db import unit_of_work
 from settlement.tasks.app import get_celery
 from settlement.tasks.base import use_session_factory
 from tests.conftest import Database
+from tests.conftest import _fresh_pg as fresh_pg
 from tests.console.seed import Seeded, seed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -37,22 +39,29 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def console_settings(pg_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def configure(monkeypatch: pytest.MonkeyPatch, database: Database, data: Path) -> Settings:
     """Settings of the app; tasks run inline read theirs from the environment, so it
-    says the same (database, data folder, signing key)."""
+    says the same (database, data folder, a signing key generated here)."""
     pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-    data = tmp_path / "data"
-    for name, value in {"DATABASE_URL": pg_database.url, "DATA_DIR": str(data), "JOURNAL_SIGNING_KEY": pem,
+    for name, value in {"DATABASE_URL": database.url, "DATA_DIR": str(data), "JOURNAL_SIGNING_KEY": pem,
                         "BROKER_URL": ""}.items():
         monkeypatch.setenv(f"SETTLEMENT_{name}", value)
     get_settings.cache_clear()
     get_celery.cache_clear()
-    use_session_factory(pg_database.factory)
-    yield Settings(database_url=pg_database.url, data_dir=data, journal_signing_key=SecretStr(pem))
+    use_session_factory(database.factory)
+    return Settings(database_url=database.url, data_dir=data, journal_signing_key=SecretStr(pem))
+
+
+def unconfigure() -> None:
     use_session_factory(None)
     get_settings.cache_clear()
     get_celery.cache_clear()
+
+
+@pytest.fixture
+def console_settings(pg_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    yield configure(monkeypatch, pg_database, tmp_path / "data")
+    unconfigure()
 
 
 @pytest.fixture
@@ -78,34 +87,48 @@ def make_key(pg_database: Database) -> Callable[..., str]:
     return make
 
 
-@pytest.fixture
-def seeded(pg_database: Database, console_settings: Settings) -> Iterator[Seeded]:
-    """Sales, a settlement register with discrepancies from a Mir simulator of its own
-    (a fresh book), reconciled: runs, matches, bookings and open exceptions."""
+def seed_with_own_simulator(database: Database, settings: Settings) -> Seeded:
+    """Seed through a Mir simulator of its own (a fresh book: no other test's sales in its file)."""
     simulator = get_rail_plugin("mir").create_simulator()
     simulator.start()
     try:
-        yield seed(pg_database.factory, console_settings, simulator)
+        return seed(database.factory, settings, simulator)
     finally:
         simulator.stop()
 
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+@pytest.fixture
+def seeded(pg_database: Database, console_settings: Settings) -> Seeded:
+    """Sales, a settlement register with discrepancies, reconciled: runs, matches,
+    bookings and open exceptions."""
+    return seed_with_own_simulator(pg_database, console_settings)
 
 
-def csrf_of(html: str) -> str:
-    found = CSRF.search(html)
-    assert found is not None, "the page has no form token"
-    return found.group(1)
+@dataclass
+class Site:
+    """A seeded console shared by the tests of one module that only read (and are
+    refused): its database, app and data."""
+
+    database: Database
+    app: FastAPI
+    seeded: Seeded
+
+    def key(self, *scopes: str, name: str = "someone") -> str:
+        with unit_of_work(self.database.factory) as session:
+            key, _ = create_key(session, name, scopes)
+        return key
 
 
-def sign_in(client: TestClient, key: str) -> str:
-    """Sign ``client`` in with ``key``; returns the session's form token."""
-    page = client.get("/console/sign-in")
-    response = client.post("/console/sign-in", data={"api_key": key, "csrf_token": csrf_of(page.text),
-                                                     "next": "/console/"})
-    assert response.status_code == 303, response.text
-    return csrf_of(client.get("/console/").text)
+@pytest.fixture(scope="module")
+def shared_site(pg_template: str, worker_tag: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for database in fresh_pg(pg_template, worker_tag):
+            settings = configure(monkeypatch, database, tmp_path_factory.mktemp("data"))
+            try:
+                yield Site(database, create_app(settings, engine=database.engine),
+                           seed_with_own_simulator(database, settings))
+            finally:
+                unconfigure()
 
 
 # -- browser tests ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from settlement.console.errors import NotSignedIn, SignInRefused
 from settlement.console.models import ConsoleSession
 from settlement.db import unit_of_work
 from tests.conftest import Database
-from tests.console.conftest import csrf_of, sign_in
+from tests.console.helpers import csrf_of, sign_in
 
 pytestmark = pytest.mark.postgres
 
