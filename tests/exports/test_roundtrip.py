@@ -86,3 +86,20 @@ def test_sqlite_exports_verify_too(sqlite_database: Database, keys: Keys,
     seal_all(sqlite_database.factory)
     for fmt in ("csv", "xml"):
         _ok(exporter(sqlite_database)(fmt).directory, keys)
+
+
+def test_statements_checked_in_a_second_process_report_the_same(book: Database, keys: Keys,
+                                                                exporter: Callable[[Database], Exporter],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from settlement.exports import verify
+
+    monkeypatch.setattr(verify, "PARALLEL_BYTES", 0)
+    directory = exporter(book)("csv").directory
+    _ok(directory, keys)
+    statements = directory / "statements.csv"
+    lines = statements.read_text().split("\n")
+    number = next(n for n, line in enumerate(lines) if ",posting," in line)
+    lines[number] = lines[number].rsplit(",", 1)[0] + ",123456.78"
+    statements.write_text("\n".join(lines))
+    report = verify_path(directory, keys.verifier)
+    assert f"statements.csv row {number}" in [f.where for f in report.failures]
