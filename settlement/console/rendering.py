@@ -88,6 +88,8 @@ def sentence(error: SettlementError) -> str:
         return f"{error.title}: {error.message}."
     values: dict[str, Any] = {"message": error.message}
     values.update({k: v for k, v in error.detail.items() if isinstance(v, str | int)})
+    if isinstance(values.get("status"), str):
+        values["status"] = label(values["status"])
     try:
         return template.format(**values)
     except (KeyError, IndexError):

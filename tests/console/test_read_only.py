@@ -106,6 +106,9 @@ def test_run_results_csv_and_pagination(client: TestClient, shared_site: Site,
     lines = csv.text.strip().splitlines()
     assert lines[0].startswith("match_id,outcome,")
     assert len(lines) == 1 + sum(seeded.summary["outcomes"].values())
+    total = sum(len(found) for found in seeded.exceptions.values())
+    assert f"{total} exceptions," in client.get("/console/exceptions?assignee=none").text
+    assert "No exceptions match these filters." in client.get("/console/exceptions?assignee=nobody-here").text
     # Cursor pagination, with pages of two: the queue (oldest first) and an account's postings (newest first).
     monkeypatch.setattr(exception_routes, "PAGE", 2)
     monkeypatch.setattr(ledger_routes, "PAGE", 2)

@@ -57,12 +57,13 @@ def exceptions_page(*, request: Request, viewer: ViewerDep, rail: Text = None, k
                     assignee: Text = None, created_from: Text = None, created_to: Text = None, run: Text = None,
                     after: Text = None) -> Response:
     fields = Fields()
+    # Empty: anyone; UNASSIGNED: nobody; otherwise that assignee exactly.
+    who = fields.text("assignee", assignee, "Assignee")
     filters = queries.ExceptionFilter(
         rail=fields.choice("rail", rail, known_rails(), "Rail"),
         kind=fields.choice("kind", kind, KINDS, "Outcome"),
         status=fields.choice("status", status, STATUSES, "Status"),
-        assignee=None if not (assignee or "").strip() else "" if assignee == UNASSIGNED else fields.text(
-            "assignee", assignee, "Assignee"),
+        assignee="" if who == UNASSIGNED else who,
         run_id=fields.integer("run", run, "Run"))
     start = fields.date("created_from", created_from, "From")
     end = fields.date("created_to", created_to, "To")
