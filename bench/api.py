@@ -23,6 +23,13 @@ Every money-moving request carries its own Idempotency-Key. Afterwards the ledge
 checked: each currency balances, and the seller's payable equals what the captured
 payments say it should. Latencies are measured by the client from sending a request
 to reading the whole answer.
+
+The machine's other work skews every figure, so each scenario also prints the CPU
+time it cost per request, read from /proc: the API workers (``api``), the PostgreSQL
+backends serving the bench database (``pg``), the simulator (``rail``), the load
+generator (``load``), and what the rest of the machine used meanwhile (``other``, as
+a share of all cores). CPU per request does not depend on what else runs; requests
+per second does.
 """
 
 from __future__ import annotations
@@ -131,14 +138,83 @@ def _load(port: int, scenario: str, auth: str, merchant_id: int, account_id: int
 
 
 def run_scenario(port: int, scenario: str, auth: str, merchant_id: int, account_id: int, clients: int,
-                 seconds: float) -> dict[str, Any]:
+                 seconds: float, watch: CpuWatch | None = None) -> dict[str, Any]:
     receive, send = mp.get_context("spawn").Pipe(duplex=False)
     process = mp.get_context("spawn").Process(target=_load, args=(port, scenario, auth, merchant_id, account_id,
                                                                   clients, seconds, send))
     process.start()
+    before = watch.snapshot(process.pid) if watch else None
     result: dict[str, Any] = receive.recv()
+    if watch is not None and before is not None:
+        result["cpu"] = watch.since(before, process.pid)
     process.join()
     return result
+
+
+# -- where the CPU goes (Linux /proc) ----------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class CpuWatch:
+    """CPU seconds of the bench's processes, by role, between two snapshots."""
+
+    def __init__(self, database: str, server: int, simulator: int) -> None:
+        self.database, self.server, self.simulator = database, server, simulator
+
+    @staticmethod
+    def _stat(pid: int) -> tuple[int, float] | None:
+        """(parent pid, CPU seconds) of a process, None if it is gone."""
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+    @staticmethod
+    def _machine() -> float:
+        """CPU seconds the whole machine spent busy (all cores)."""
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(values[:8]) - values[3] - values[4]) / _TICK
+
+    def snapshot(self, loader: int) -> dict[str, Any]:
+        """CPU seconds per process of each role, and of the machine."""
+        stats = {int(p): self._stat(int(p)) for p in os.listdir("/proc") if p.isdigit()}
+        processes: dict[int, tuple[str, float]] = {}
+        for pid, stat in stats.items():
+            role = self._role(pid, stats, loader) if stat is not None else None
+            if role is not None and stat is not None:
+                processes[pid] = (role, stat[1])
+        return {"processes": processes, "machine": self._machine(), "wall": time.perf_counter()}
+
+    def _role(self, pid: int, stats: dict[int, tuple[int, float] | None], loader: int) -> str | None:
+        if pid == loader:
+            return "load"
+        ancestor, hops = pid, 0
+        while ancestor > 1 and hops < 4:
+            if ancestor == self.server:
+                return "api"
+            if ancestor == self.simulator:
+                return "rail"
+            parent = stats.get(ancestor)
+            ancestor, hops = (parent[0] if parent else 0), hops + 1
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return "pg" if command.startswith(b"postgres:") and f" {self.database} ".encode() in command else None
+
+    def since(self, before: dict[str, Any], loader: int) -> dict[str, float]:
+        """CPU seconds by role since ``before`` (a process gone meanwhile is not
+        counted; PostgreSQL backends of the pool live as long as the run)."""
+        after = self.snapshot(loader)
+        spent = {"api": 0.0, "pg": 0.0, "rail": 0.0, "load": 0.0}
+        for pid, (role, seconds) in after["processes"].items():
+            spent[role] += seconds - before["processes"].get(pid, (role, 0.0))[1]
+        ours = sum(spent.values())
+        spent["other"] = max(after["machine"] - before["machine"] - ours, 0.0)
+        spent["wall"] = after["wall"] - before["wall"]
+        return spent
 
 
 # -- the servers -------------------------------------------------------------------------
@@ -210,7 +286,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--pool-size", type=int, default=12)
+    parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--scenarios", default="sale,auth+capture,balance")
     parser.add_argument("--pg-host", default=os.environ.get("SETTLEMENT_TEST_PG_HOST", "127.0.0.1"))
     parser.add_argument("--pg-port", default=os.environ.get("SETTLEMENT_TEST_PG_PORT", "5432"))
@@ -234,13 +310,16 @@ def main() -> None:
                                   env=env)
         _wait_for(lambda: _ready(args.port), "the API")
         run_scenario(args.port, "sale", auth, merchant_id, account_id, args.clients, 2)  # warm-up
+        watch = CpuWatch(url.rsplit("/", 1)[1], server.pid, simulator.pid) if Path("/proc/stat").exists() else None
         print(f"{args.workers} server workers, {args.clients} clients, {args.seconds:g} s per scenario, "
-              f"{os.cpu_count()} CPUs shared by PostgreSQL, the API, the simulator and the load generator")
+              f"{os.cpu_count()} CPUs shared by PostgreSQL, the API, the simulator and the load generator; "
+              f"load average {os.getloadavg()[0]:.1f} before the run")
         print(f"{'scenario':<14}{'requests':>10}{'req/s':>9}{'payments/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
-              f"{'errors':>8}")
+              f"{'errors':>8}   CPU ms per request: api    pg  rail  load  (other work)")
         captured = 0
         for scenario in args.scenarios.split(","):
-            result = run_scenario(args.port, scenario, auth, merchant_id, account_id, args.clients, args.seconds)
+            result = run_scenario(args.port, scenario, auth, merchant_id, account_id, args.clients, args.seconds,
+                                  watch)
             samples = sorted(result["samples"])
             elapsed = result["elapsed"]
             p50 = statistics.median(samples) * 1000 if samples else 0
@@ -248,7 +327,8 @@ def main() -> None:
             rate = f"{result['payments'] / elapsed:.0f}" if scenario != "balance" else "-"
             errors = sum(result["errors"].values())
             print(f"{scenario:<14}{len(samples):>10}{len(samples) / elapsed:>9.0f}{rate:>12}{p50:>9.1f}{p99:>9.1f}"
-                  f"{errors:>8}" + (f"  {result['errors']}" if errors else ""))
+                  f"{errors:>8}" + _cpu_columns(result.get("cpu"), len(samples))
+                  + (f"  {result['errors']}" if errors else ""))
             captured += result["payments"]
         problems = _verify(url, merchant_id, captured + _warm_up_payments(url, merchant_id, captured))
         print("ledger check: " + ("ok" if not problems else "; ".join(problems)))
@@ -260,6 +340,15 @@ def main() -> None:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _cpu_columns(cpu: dict[str, float] | None, requests: int) -> str:
+    if not cpu or not requests:
+        return ""
+    per = {role: cpu[role] * 1000 / requests for role in ("api", "pg", "rail", "load")}
+    other = cpu["other"] / max(cpu["wall"], 1e-9) / (os.cpu_count() or 1) * 100
+    return (f"{'':>22}{per['api']:>5.2f}{per['pg']:>6.2f}{per['rail']:>6.2f}{per['load']:>6.2f}"
+            f"  ({other:.0f} % of the CPUs)")
 
 
 def _warm_up_payments(url: str, merchant_id: int, measured: int) -> int:

@@ -219,6 +219,10 @@ class Idempotency:
                                     "now": utcnow(), "id": self.row_id})
         self.response = response
 
+    def discard(self) -> None:
+        # The transaction that stored the response was rolled back: it is no answer.
+        self.response = None
+
     # -- running a request --------------------------------------------------------
 
     def run(self, api_key_id: int, flow: Callable[[Idempotency], object], render: Render, *,

@@ -4,6 +4,9 @@ A key is ``sk_`` followed by 32 random bytes in URL-safe base64. It has 256 bits
 entropy, so a plain SHA-256 digest is a safe thing to store and look up (no salt
 or slow hash needed, unlike passwords). Comparison happens in the database on the
 digest, so no timing channel exposes the key.
+
+The API caches keys it found valid for a few seconds (:mod:`settlement.auth.cache`);
+:func:`revoke_key` clears that cache in its process when it commits.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from settlement.auth import cache
 from settlement.auth.models import ApiKey
 from settlement.db.types import utcnow
 from settlement.errors import SettlementError, register
@@ -99,13 +103,23 @@ def authenticate(session: Session, key: str | None) -> Principal:
 
 
 def revoke_key(session: Session, key_id: int) -> ApiKey:
+    """Revoke a key. This process stops accepting it when the transaction commits;
+    other processes within :data:`settlement.auth.cache.DEFAULT_TTL_SECONDS`."""
     record = session.get(ApiKey, key_id)
     if record is None:
         raise KeyNotFound(f"no API key with id {key_id}", key_id=key_id)
     if record.revoked_at is None:
         record.revoked_at = utcnow()
     session.flush()
+    # Cleared now and again at commit: a lookup that read the key before the commit
+    # then cannot store it (see KeyCache.put).
+    cache.keys.clear()
+    event.listen(session, "after_commit", _forget_keys, once=True)
     return record
+
+
+def _forget_keys(_session: Session) -> None:
+    cache.keys.clear()
 
 
 def list_keys(session: Session) -> list[ApiKey]:

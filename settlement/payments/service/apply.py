@@ -21,9 +21,10 @@ from settlement.fx.conversion import FxTerms
 from settlement.ledger import EntrySpec, HoldStatus, Ledger, LedgerError, credit, debit
 from settlement.payments import accounts, events
 from settlement.payments.booking import Split, entry, ledger_key, split_capture, split_postings
+from settlement.payments.errors import PaymentNotFound
 from settlement.payments.models import AttemptState, CaptureMethod, Operation, Payment, PaymentAttempt, PaymentState
 from settlement.payments.service.outcomes import Kind, Outcome
-from settlement.payments.service.payments import PaymentTerms, get_payment, remaining_authorized
+from settlement.payments.service.payments import PaymentTerms, remaining_authorized
 from settlement.reconciliation.expectations import expect_operation
 
 log = logging.getLogger("settlement.payments")
@@ -101,11 +102,7 @@ def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: Pa
                   now: dt.datetime, *, payment_id: int | None = None) -> tuple[Payment, PaymentAttempt]:
     """Record ``outcome`` for the attempt (see the module docstring). The ledger
     entries are written when the session commits, last."""
-    if payment_id is None:
-        payment_id = session.scalars(select(PaymentAttempt.payment_id).where(PaymentAttempt.id == attempt_id)).one()
-    payment = get_payment(session, payment_id, lock=True)
-    attempt = session.get(PaymentAttempt, attempt_id, populate_existing=True)
-    assert attempt is not None, f"attempt {attempt_id} vanished"
+    payment, attempt = _lock(session, attempt_id, payment_id)
     if attempt.state in (AttemptState.SUCCEEDED.value, AttemptState.FAILED.value):
         if outcome.kind in (Kind.SUCCEEDED, Kind.FAILED) and outcome.kind.value != attempt.state:
             log.warning("attempt %s was settled %s; a later answer says %s", attempt.id, attempt.state, outcome.kind)
@@ -132,6 +129,20 @@ def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: Pa
     else:
         _succeed(session, payment, attempt, outcome, terms=terms, now=now)
     return payment, attempt
+
+
+def _lock(session: Session, attempt_id: int, payment_id: int | None) -> tuple[Payment, PaymentAttempt]:
+    """The attempt and its payment, the payment row locked, both read afresh: one
+    statement."""
+    query = (select(Payment, PaymentAttempt).join(PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
+             .where(PaymentAttempt.id == attempt_id).with_for_update(of=Payment)
+             .execution_options(populate_existing=True))
+    if payment_id is not None:
+        query = query.where(Payment.id == payment_id)
+    row = session.execute(query).first()
+    if row is None:
+        raise PaymentNotFound(f"no payment operation {attempt_id}", attempt_id=attempt_id)
+    return row[0], row[1]
 
 
 def _fail(session: Session, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, now: dt.datetime) -> None:

@@ -59,6 +59,11 @@ class Hooks(Protocol):
         the caller will see."""
         ...
 
+    def discard(self) -> None:
+        """The last unit of work was rolled back after ``finish`` ran: forget what it
+        prepared (it may run again)."""
+        ...
+
 
 class NoHooks:
     def begin(self, session: Session) -> None:
@@ -68,6 +73,9 @@ class NoHooks:
         return None
 
     def finish(self, session: Session, result: object, error: SettlementError | None) -> None:
+        return None
+
+    def discard(self) -> None:
         return None
 
 
@@ -111,11 +119,18 @@ def refusal_of(attempt: PaymentAttempt) -> SettlementError | None:
 def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Payment, PaymentAttempt], object]
             ) -> tuple[Payment, PaymentAttempt]:
     outcome = outcomes.call(call.operation)
-    with unit_of_work(ctx.factory) as session:
-        payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
-                                                  payment_id=call.payment_id)
-        error = refusal_of(attempt)
-        hooks.finish(session, result_of(payment, attempt), error)
+    try:
+        with unit_of_work(ctx.factory) as session:
+            payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
+                                                   payment_id=call.payment_id)
+            error = refusal_of(attempt)
+            hooks.finish(session, result_of(payment, attempt), error)
+    except BaseException as exc:
+        # The ledger is written at commit, after finish: a refusal there rolls back
+        # the answer finish prepared (a durable one was committed with it).
+        if not getattr(exc, "durable", False):
+            hooks.discard()
+        raise
     if error is not None:
         raise error
     return payment, attempt
