@@ -213,6 +213,7 @@ def _match_settlement(session: Any, params: matching.MatchParams) -> None:
     matching.one_to_many(session)
     matching.one_to_one(session, params, exact=False)
     matching.record_pairs(session, params)
+    matching.leftovers_mode(session)
     if params.live:
         matching.settle_expectations(session, params)
     matching.record_leftovers(session, params)

@@ -116,6 +116,8 @@ def prepare(session: Session, p: MatchParams) -> None:
         "gross bigint, fee bigint, net bigint, settlement_amount bigint, settlement_currency text, exp_id bigint, "
         "signed_amount bigint, expected_fee bigint, e_settlement_currency text, fx_rate numeric, overdue boolean) "
         "ON COMMIT DROP"))
+    # What the current rule found, before it joins rp (so no step rescans all of rp).
+    session.execute(text("CREATE TEMP TABLE rp_new (LIKE rp) ON COMMIT DROP"))
     session.execute(text("CREATE TEMP TABLE rdup (id bigint) ON COMMIT DROP"))
     session.execute(text("ANALYZE ri"))
     session.execute(text("ANALYZE re"))
@@ -138,17 +140,28 @@ def find_duplicate_lines(session: Session) -> None:
 _REBUILD = 10_000
 
 
-def _take(session: Session, rule: str) -> int:
-    """Remove what ``rule`` paired from the working set; returns the pairs' count."""
-    taken = int(session.execute(text("SELECT count(*) FROM rp WHERE rule = :rule"), {"rule": rule}).scalar_one())
+def _take(session: Session) -> int:
+    """Move the pairs a rule just found (``rp_new``) out of the working set and into
+    ``rp``; returns how many rows they are."""
+    taken = int(session.execute(text("SELECT count(*) FROM rp_new")).scalar_one())
+    if taken == 0:
+        return 0
     for table, column in (("ri", "item_id"), ("re", "exp_id")):
         if taken <= _REBUILD:
-            _x(session, f"DELETE FROM {table} USING rp WHERE rp.rule = :rule AND {table}.id = rp.{column}", rule=rule)
+            _x(session, f"DELETE FROM {table} USING rp_new WHERE {table}.id = rp_new.{column}")
             continue
         _x(session, f"""CREATE TEMP TABLE {table}_left ON COMMIT DROP AS SELECT * FROM {table} t
-                        WHERE NOT EXISTS (SELECT 1 FROM rp WHERE rp.rule = :rule AND rp.{column} = t.id)""", rule=rule)
+                        WHERE NOT EXISTS (SELECT 1 FROM rp_new WHERE rp_new.{column} = t.id)""")
         session.execute(text(f"DROP TABLE {table}"))
         session.execute(text(f"ALTER TABLE {table}_left RENAME TO {table}"))
+    if session.execute(text("SELECT EXISTS (SELECT 1 FROM rp)")).scalar_one():
+        _x(session, "INSERT INTO rp SELECT * FROM rp_new")
+        session.execute(text("TRUNCATE rp_new"))
+    else:
+        # The first rule's pairs (most of a file) become rp as they are, uncopied.
+        session.execute(text("DROP TABLE rp"))
+        session.execute(text("ALTER TABLE rp_new RENAME TO rp"))
+        session.execute(text("CREATE TEMP TABLE rp_new (LIKE rp) ON COMMIT DROP"))
     return taken
 
 
@@ -167,7 +180,7 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
         same_amount = "AND e.signed_amount = i.gross" if exact else ""
         # Keys unique on each side: equi-joins on grouped keys, so PostgreSQL hashes them.
         _x(session, f"""
-            INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
+            INSERT INTO rp_new (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
             SELECT {_GID}, :rule, '1:1', {_select_pair()}
             FROM ri i
             JOIN (SELECT {item_key} AS k, kind, currency{amount_i} FROM ri WHERE {item_key} <> ''
@@ -181,7 +194,7 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
                  {"AND ue.signed_amount = e.signed_amount" if exact else ""}
             WHERE abs(i.transaction_date - e.transaction_date) <= :window
             ORDER BY i.line_number""", rule=rule, window=p.window_days)
-        found[rule] = _take(session, rule)
+        found[rule] = _take(session)
     return found
 
 
@@ -200,11 +213,11 @@ def many_to_one(session: Session) -> dict[str, int]:
                        WHERE e.signed_amount = g.gross
                          AND (SELECT count(*) FROM re o WHERE o.{exp_key} = g.k AND o.kind = g.kind
                               AND o.currency = g.currency) = 1)
-            INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
+            INSERT INTO rp_new (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
             SELECT hit.gid, :rule, 'N:1', {_select_pair()}
             FROM hit JOIN ri i ON i.{item_key} = hit.k AND i.kind = hit.kind AND i.currency = hit.currency
             JOIN re e ON e.id = hit.exp_id""", rule=rule)
-        found[rule] = _take(session, rule)
+        found[rule] = _take(session)
     return found
 
 
@@ -222,11 +235,11 @@ def one_to_many(session: Session) -> dict[str, int]:
                        WHERE i.gross = g.amount
                          AND (SELECT count(*) FROM ri o WHERE o.{item_key} = g.k AND o.kind = g.kind
                               AND o.currency = g.currency) = 1)
-            INSERT INTO rp (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
+            INSERT INTO rp_new (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
             SELECT hit.gid, :rule, '1:N', {_select_pair()}
             FROM hit JOIN re e ON e.{exp_key} = hit.k AND e.kind = hit.kind AND e.currency = hit.currency
             JOIN ri i ON i.id = hit.item_id""", rule=rule)
-        found[rule] = _take(session, rule)
+        found[rule] = _take(session)
     return found
 
 
@@ -323,6 +336,12 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
         FROM rmiss""", run=p.run_id, live=p.live, rail=p.rail, now=p.now)
     _x(session, """INSERT INTO recon_match_expectations (match_id, expectation_id, claimed)
                    SELECT gid, id, false FROM rmiss""")
+
+
+def leftovers_mode(session: Session) -> None:
+    """From here on the statements start from the few lines and expectations left over
+    and look up their keys by index: nested loops are what they need."""
+    session.execute(text("SET LOCAL enable_nestloop = on"))
 
 
 def settle_expectations(session: Session, p: MatchParams) -> None:
