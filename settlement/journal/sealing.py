@@ -58,18 +58,20 @@ h AS MATERIALIZED (
                               AND p.database <> current_database()))) AS horizon
       FROM s
 ),
-todo AS MATERIALIZED (
-    SELECT e.tx_id, e.id, e.idempotency_key, e.kind, {effective} AS effective_at, {recorded} AS recorded_at,
-           e.description, e.metadata::text AS metadata, e.reverses_entry_id, e.hold_id
-      FROM ledger_entries e, h
-     WHERE e.tx_id >= %(tx)s AND (e.tx_id > %(tx)s OR e.id > %(id)s) AND e.tx_id < h.horizon
+ids AS MATERIALIZED (
+    SELECT e.tx_id, e.id FROM ledger_entries e
+     WHERE e.tx_id >= %(tx)s AND (e.tx_id > %(tx)s OR e.id > %(id)s) AND e.tx_id < (SELECT horizon FROM h)
      ORDER BY e.tx_id, e.id LIMIT %(limit)s
 )
-SELECT NULL::bigint, NULL::bytea, NULL::bigint, t.id, t.idempotency_key, t.kind, t.effective_at, t.recorded_at,
-       t.description, t.metadata, t.reverses_entry_id, t.hold_id, p.id, p.account_id, a.code, p.side, p.amount,
-       p.currency, p.pending
-  FROM todo t {joins}
- ORDER BY t.tx_id, t.id, p.id
+SELECT NULL::bigint, NULL::bytea, NULL::bigint, e.id, e.idempotency_key, e.kind, {effective}, {recorded},
+       e.description, e.metadata::text, e.reverses_entry_id, e.hold_id, p.id, p.account_id, a.code, p.side,
+       p.amount, p.currency, p.pending
+  FROM ids i JOIN ledger_entries e ON e.id = i.id
+  -- LATERAL: each entry's postings are looked up by index; a batch never scans the
+  -- whole postings table, however large the ledger grows.
+  LEFT JOIN LATERAL (SELECT * FROM ledger_postings p WHERE p.entry_id = e.id) AS p ON true
+  LEFT JOIN ledger_accounts a ON a.id = p.account_id
+ ORDER BY i.tx_id, i.id, p.id
 """
 
 _SQLITE_UNSEALED = """
@@ -122,10 +124,8 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
 def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> tuple[str, dict[str, Any]]:
     columns = reader.entry_columns(store.dialect)
     if store.postgres:
-        # Entry columns are formatted once per entry, in the CTE, not once per posting.
         sql = _PG_UNSEALED.format(effective=reader.time_column(store.dialect, "e.effective_at"),
-                                  recorded=reader.time_column(store.dialect, "e.recorded_at"),
-                                  joins=reader.POSTING_JOINS.replace("= e.id", "= t.id"))
+                                  recorded=reader.time_column(store.dialect, "e.recorded_at"))
         tx = last.tx_id if last and last.tx_id is not None else -1
         return sql, {"tx": tx, "id": last.entry_id if last else 0, "limit": limit}
     sql = _SQLITE_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
