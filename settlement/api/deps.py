@@ -22,13 +22,15 @@ from settlement.db import SessionFactory, unit_of_work
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sk_...`")
 
 
-def session_factory(request: Request) -> SessionFactory:
+# Dependencies that do no I/O are async: FastAPI runs a sync one in the thread pool,
+# a hop per dependency per request.
+async def session_factory(request: Request) -> SessionFactory:
     factory = request.app.state.factory
     assert factory is not None
     return factory  # type: ignore[no-any-return]
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     value = request.app.state.settings
     assert isinstance(value, Settings)
     return value
@@ -68,7 +70,7 @@ class Guard:
         principal = cache.keys.get(database, hashed)
         if principal is None:
             generation = cache.keys.generation()
-            principal = await run_in_threadpool(_lookup, session_factory(request), key)
+            principal = await run_in_threadpool(_lookup, request.app.state.factory, key)
             cache.keys.put(database, hashed, principal, generation)
         if not principal.allows(self.scopes):
             needed = " or ".join(sorted(s.value for s in self.scopes))

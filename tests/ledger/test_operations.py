@@ -111,6 +111,41 @@ def test_hold_partial_captures_then_void_of_the_rest(database: Database) -> None
         assert ledger_violations(session) == []
 
 
+def test_hold_results_are_what_is_stored(database: Database) -> None:
+    """Hold operations answer from the rows their statements returned, without reading
+    them back: each answer must equal what a read right after it (or a replay) sees."""
+    open_accounts(database.factory, [asset("bank"), wallet("buyer")])
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with unit_of_work(database.factory) as session:
+        ledger = Ledger(session)
+        ledger.post(EntrySpec("fund", [debit("bank", 10_000, "RUB"), credit("buyer", 10_000, "RUB")]))
+        created = ledger.create_hold("auth", debit="buyer", credit="bank", amount=6_000, currency="RUB",
+                                     expires_at=expires)
+        assert created.hold == ledger.get_hold(created.hold.id)
+        assert (created.hold.status, created.hold.amount, created.hold.entry_id) == (
+            HoldStatus.PENDING, 6_000, created.entry.id)
+        posted = ledger.post_hold("cap", created.hold.id, 2_500, keep_remainder=True)
+        assert posted.continuation is not None
+        assert posted.hold == ledger.get_hold(created.hold.id)
+        assert (posted.hold.status, posted.hold.posted_amount, posted.hold.resolved_entry_id) == (
+            HoldStatus.POSTED, 2_500, posted.entry.id)
+        assert posted.continuation == ledger.get_hold(posted.continuation.id)
+        assert (posted.continuation.amount, posted.continuation.parent_hold_id, posted.continuation.expires_at) == (
+            3_500, created.hold.id, created.hold.expires_at)
+        voided = ledger.void_hold("void", posted.continuation.id)
+        assert voided.hold == ledger.get_hold(posted.continuation.id)
+        assert voided.hold.status is HoldStatus.VOIDED
+        assert voided.continuation is None
+    with unit_of_work(database.factory) as session:
+        ledger = Ledger(session)
+        replayed = ledger.post_hold("cap", created.hold.id, 2_500, keep_remainder=True)
+        assert replayed.replayed
+        assert replayed.hold == posted.hold
+        assert replayed.continuation is not None
+        assert replayed.continuation.id == posted.continuation.id
+        assert ledger.void_hold("void", posted.continuation.id).hold == voided.hold
+
+
 def test_hold_cannot_exceed_or_be_posted_after_expiry(database: Database) -> None:
     open_accounts(database.factory, [asset("bank"), wallet("buyer")])
     now = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]

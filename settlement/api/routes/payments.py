@@ -63,8 +63,9 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for status in (400, 401, 403, 404, 422, *statuses)}
 
 
-def rails(request: Request) -> Rails:
-    """The app's rail clients, built on first use from the settings."""
+async def rails(request: Request) -> Rails:
+    """The app's rail clients, built on first use from the settings (async: no I/O
+    worth a thread-pool hop)."""
     state = request.app.state
     found = getattr(state, "rails", None)
     if found is None:
@@ -74,7 +75,7 @@ def rails(request: Request) -> Rails:
     return found
 
 
-def context(request: Request, rail_set: Annotated[Rails, Depends(rails)]) -> Context:
+async def context(request: Request, rail_set: Annotated[Rails, Depends(rails)]) -> Context:
     return Context.from_settings(request.app.state.factory, rail_set, request.app.state.settings)
 
 

@@ -223,18 +223,21 @@ class Ledger:
         replay = self.engine.check_key(key, request_hash)
         if replay is not None:
             return self._hold_result(replay)
+        created: list[HoldView] = []
+
         def after(entry_id: int, recorded_at: dt.datetime, postings: Sequence[PostingView]) -> None:
             debit_id = next(p.account_id for p in postings if p.side is Side.DEBIT)
             credit_id = next(p.account_id for p in postings if p.side is Side.CREDIT)
-            _holds.insert_hold(self.store, entry_id=entry_id, debit_account_id=debit_id,
-                               credit_account_id=credit_id, amount=amount, currency=currency,
-                               expires_at=expiry, created_at=recorded_at)
+            created.append(_holds.insert_hold(self.store, entry_id=entry_id, debit_account_id=debit_id,
+                                              credit_account_id=credit_id, amount=amount, currency=currency,
+                                              expires_at=expiry, created_at=recorded_at))
 
         entry = EntryRow(key, request_hash, kind, self.clock(), description, meta, None, None)
         write = Write(entry, [Leg(debit, Side.DEBIT, amount, currency, pending=True),
                               Leg(credit, Side.CREDIT, amount, currency, pending=True)], [], after)
         result = self._apply_one(write)
-        return self._hold_result(result)
+        # The hold as inserted: no read back while the accounts stay locked.
+        return HoldResult(created[0], result)
 
     def post_hold(self, idempotency_key: str, hold_id: int, amount: int | None = None, *,
                   keep_remainder: bool = False, description: str = "",
@@ -256,12 +259,14 @@ class Ledger:
             entry = EntryRow(key, request_hash, EntryKind.HOLD_POST.value, self.clock(), description, meta, None,
                              hold.id)
             continuation: list[HoldView] = []
+            resolved: list[HoldView] = []
             result = self._apply_one(_holds.post_write(self.store, hold, entry, amount=posted,
-                                                       keep_remainder=keep_remainder, continuation=continuation))
+                                                       keep_remainder=keep_remainder, continuation=continuation,
+                                                       resolved=resolved))
         except LedgerError as error:
             remember_refusal(self.session, error, key, request_hash, self.clock())
             raise
-        return self._hold_result(result)
+        return self._written(result, resolved, continuation)
 
     def void_hold(self, idempotency_key: str, hold_id: int, *, description: str = "",
                   metadata: Mapping[str, Any] | None = None) -> HoldResult:
@@ -277,11 +282,12 @@ class Ledger:
             hold = _holds.check_postable(hold, hold_id, None, self.clock())
             entry = EntryRow(key, request_hash, EntryKind.HOLD_VOID.value, self.clock(), description, meta, None,
                              hold.id)
-            result = self._apply_one(_holds.release_write(self.store, hold, entry, HoldStatus.VOIDED))
+            resolved: list[HoldView] = []
+            result = self._apply_one(_holds.release_write(self.store, hold, entry, HoldStatus.VOIDED, resolved))
         except LedgerError as error:
             remember_refusal(self.session, error, key, request_hash, self.clock())
             raise
-        return self._hold_result(result)
+        return self._written(result, resolved, [])
 
     def expire_holds(self, *, limit: int = 500) -> list[int]:
         """Expire up to ``limit`` pending holds whose ``expires_at`` has passed, in one
@@ -326,6 +332,13 @@ class Ledger:
     def _lock_entry(self, entry_id: int) -> None:
         if self.store.dialect == "postgresql":
             self.session.execute(text("SELECT id FROM ledger_entries WHERE id = :id FOR UPDATE"), {"id": entry_id})
+
+    def _written(self, entry: EntryResult, resolved: list[HoldView], continuation: list[HoldView]) -> HoldResult:
+        """The result of a hold post or void just written, from the rows its statements
+        returned (the same as :meth:`_hold_result` would read back)."""
+        if not resolved:
+            return self._hold_result(entry)
+        return HoldResult(resolved[0], entry, continuation[0] if continuation else None)
 
     def _hold_result(self, entry: EntryResult) -> HoldResult:
         if entry.kind in (EntryKind.HOLD_POST.value, EntryKind.HOLD_VOID.value, EntryKind.HOLD_EXPIRE.value):

@@ -54,21 +54,27 @@ def load_hold_by_entry(store: LedgerStore, entry_id: int) -> HoldView | None:
 
 def insert_hold(store: LedgerStore, *, entry_id: int, debit_account_id: int, credit_account_id: int,
                 amount: int, currency: str, expires_at: dt.datetime | None, created_at: dt.datetime,
-                parent_hold_id: int | None = None) -> None:
-    store.session.execute(text(
+                parent_hold_id: int | None = None) -> HoldView:
+    """Insert a pending hold and return it as stored (RETURNING: no read back while
+    the accounts are locked)."""
+    row = store.session.execute(text(
         "INSERT INTO ledger_holds (entry_id, debit_account_id, credit_account_id, amount, currency, status, "
         "posted_amount, expires_at, created_at, parent_hold_id) VALUES (:e, :d, :c, :a, :cur, 'pending', 0, "
-        ":x, :t, :p)"), {"e": entry_id, "d": debit_account_id, "c": credit_account_id, "a": amount,
-                         "cur": currency, "x": None if expires_at is None else store.bind_time(expires_at),
-                         "t": store.bind_time(created_at), "p": parent_hold_id})
+        f":x, :t, :p) RETURNING {_HOLD_COLUMNS}"),
+        {"e": entry_id, "d": debit_account_id, "c": credit_account_id, "a": amount, "cur": currency,
+         "x": None if expires_at is None else store.bind_time(expires_at), "t": store.bind_time(created_at),
+         "p": parent_hold_id}).one()
+    return hold_view(store, row)
 
 
 def resolve_hold(store: LedgerStore, hold_id: int, *, status: HoldStatus, posted_amount: int, entry_id: int,
-                 at: dt.datetime) -> None:
-    store.session.execute(text(
+                 at: dt.datetime) -> HoldView | None:
+    """Resolve a pending hold; returns it as stored now (None if it was not pending)."""
+    row = store.session.execute(text(
         "UPDATE ledger_holds SET status = :s, posted_amount = :p, resolved_entry_id = :e, resolved_at = :t "
-        "WHERE id = :id AND status = 'pending'"),
-        {"s": status.value, "p": posted_amount, "e": entry_id, "t": store.bind_time(at), "id": hold_id})
+        f"WHERE id = :id AND status = 'pending' RETURNING {_HOLD_COLUMNS}"),
+        {"s": status.value, "p": posted_amount, "e": entry_id, "t": store.bind_time(at), "id": hold_id}).first()
+    return None if row is None else hold_view(store, row)
 
 
 def check_postable(hold: HoldView | None, hold_id: int, amount: int | None, now: dt.datetime) -> HoldView:
@@ -94,8 +100,9 @@ def releases(hold: HoldView) -> list[Release]:
 
 
 def post_write(store: LedgerStore, hold: HoldView, entry: EntryRow, *, amount: int, keep_remainder: bool,
-               continuation: list[HoldView]) -> Write:
-    """The entry that posts ``amount`` of ``hold`` (and re-holds the rest if asked)."""
+               continuation: list[HoldView], resolved: list[HoldView] | None = None) -> Write:
+    """The entry that posts ``amount`` of ``hold`` (and re-holds the rest if asked).
+    Once written, ``resolved`` holds the posted hold and ``continuation`` the new one."""
     legs = [Leg(hold.debit_account_id, Side.DEBIT, amount, hold.currency),
             Leg(hold.credit_account_id, Side.CREDIT, amount, hold.currency)]
     remainder = hold.amount - amount if keep_remainder else 0
@@ -104,24 +111,28 @@ def post_write(store: LedgerStore, hold: HoldView, entry: EntryRow, *, amount: i
                  Leg(hold.credit_account_id, Side.CREDIT, remainder, hold.currency, pending=True)]
 
     def after(entry_id: int, recorded_at: dt.datetime, _postings: Sequence[PostingView]) -> None:
-        resolve_hold(store, hold.id, status=HoldStatus.POSTED, posted_amount=amount, entry_id=entry_id,
-                     at=recorded_at)
+        done = resolve_hold(store, hold.id, status=HoldStatus.POSTED, posted_amount=amount, entry_id=entry_id,
+                            at=recorded_at)
+        if done is not None and resolved is not None:
+            resolved.append(done)
         if remainder:
-            insert_hold(store, entry_id=entry_id, debit_account_id=hold.debit_account_id,
-                        credit_account_id=hold.credit_account_id, amount=remainder, currency=hold.currency,
-                        expires_at=hold.expires_at, created_at=recorded_at, parent_hold_id=hold.id)
-            child = load_hold_by_entry(store, entry_id)
-            assert child is not None
-            continuation.append(child)
+            continuation.append(insert_hold(
+                store, entry_id=entry_id, debit_account_id=hold.debit_account_id,
+                credit_account_id=hold.credit_account_id, amount=remainder, currency=hold.currency,
+                expires_at=hold.expires_at, created_at=recorded_at, parent_hold_id=hold.id))
 
     return Write(entry, legs, releases(hold), after)
 
 
-def release_write(store: LedgerStore, hold: HoldView, entry: EntryRow, status: HoldStatus) -> Write:
-    """The entry that voids or expires ``hold``: no postings, only releases."""
+def release_write(store: LedgerStore, hold: HoldView, entry: EntryRow, status: HoldStatus,
+                  resolved: list[HoldView] | None = None) -> Write:
+    """The entry that voids or expires ``hold``: no postings, only releases. Once
+    written, ``resolved`` holds the released hold."""
 
     def after(entry_id: int, recorded_at: dt.datetime, _postings: Sequence[PostingView]) -> None:
-        resolve_hold(store, hold.id, status=status, posted_amount=0, entry_id=entry_id, at=recorded_at)
+        done = resolve_hold(store, hold.id, status=status, posted_amount=0, entry_id=entry_id, at=recorded_at)
+        if done is not None and resolved is not None:
+            resolved.append(done)
 
     return Write(entry, [], releases(hold), after)
 
