@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,40 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True)
 
 
+class _Dropper:
+    """Drops finished test databases on a background thread: a DROP DATABASE waits on
+    a checkpoint (a second or more on a busy machine), and no test needs to wait for
+    the previous test's database to be gone. The session's last teardown waits for
+    the pending drops (xdist workers may exit without running atexit handlers)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def drop(self, name: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
+            self._thread.start()
+        self._queue.put(name)
+
+    def _run(self) -> None:
+        while (name := self._queue.get()) is not None:
+            try:
+                with _admin() as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except psycopg.Error:
+                pass  # a leftover test database is harmless; the next run drops its own
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=120)
+            self._thread = None
+
+
+_dropper = _Dropper()
+
+
 @dataclass
 class Database:
     """A migrated database of one dialect, private to one test."""
@@ -56,6 +92,12 @@ class Database:
 @pytest.fixture(scope="session")
 def worker_tag(worker_id: str) -> str:
     return f"{worker_id}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drain_database_drops() -> Iterator[None]:
+    yield
+    _dropper.close()
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +131,7 @@ def _fresh_pg(template: str, worker_tag: str) -> Iterator[Database]:
         yield Database(url, "postgresql", engine, make_session_factory(engine))
     finally:
         engine.dispose()
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _dropper.drop(name)
 
 
 def _fresh_sqlite(template: Path, directory: Path) -> Database:
