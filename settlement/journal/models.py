@@ -37,7 +37,7 @@ class JournalLeaf(Base):
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    #: The sealed ledger entry (checked per batch by a trigger, not a foreign key).
+    #: The sealed ledger entry (no foreign key: see the migration 0003_journal).
     entry_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
     chain_hash: Mapped[bytes] = mapped_column(LargeBinary)

@@ -57,16 +57,14 @@ h AS MATERIALIZED (
                             WHERE p.transaction::text::bigint = x::text::bigint %% 4294967296
                               AND p.database <> current_database()))) AS horizon
       FROM s
-),
-ids AS MATERIALIZED (
-    SELECT e.tx_id, e.id FROM ledger_entries e
-     WHERE e.tx_id >= %(tx)s AND (e.tx_id > %(tx)s OR e.id > %(id)s) AND e.tx_id < (SELECT horizon FROM h)
-     ORDER BY e.tx_id, e.id LIMIT %(limit)s
 )
 SELECT NULL::bigint, NULL::bytea, NULL::bigint, e.id, e.idempotency_key, e.kind, {effective}, {recorded},
        e.description, e.metadata::text, e.reverses_entry_id, e.hold_id, p.id, p.account_id, a.code, p.side,
        p.amount, p.currency, p.pending
-  FROM ids i JOIN ledger_entries e ON e.id = i.id
+  FROM (SELECT e.tx_id, e.id FROM ledger_entries e
+         WHERE e.tx_id >= %(tx)s AND (e.tx_id > %(tx)s OR e.id > %(id)s) AND e.tx_id < (SELECT horizon FROM h)
+         ORDER BY e.tx_id, e.id LIMIT %(limit)s) AS i
+  JOIN ledger_entries e ON e.id = i.id
   -- LATERAL: each entry's postings are looked up by index; a batch never scans the
   -- whole postings table, however large the ledger grows.
   LEFT JOIN LATERAL (SELECT * FROM ledger_postings p WHERE p.entry_id = e.id) AS p ON true
