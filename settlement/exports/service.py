@@ -173,7 +173,9 @@ class _Run:
         checkpoint = self.journal.latest_checkpoint()
         size = checkpoint.tree_size
         start, end = request.period_from, request.period_to
-        unsealed = queries.unsealed_in_period(size, start, end)
+        # Without an end the period is "as of checkpoint N": what came after it is simply
+        # not in it. With an end, everything recorded before it must be in N.
+        unsealed = queries.unsealed_in_period(size, start, end) if end is not None else 0
         if unsealed:
             raise PeriodNotSealed(f"{unsealed} entries recorded in the period are not sealed in checkpoint {size} "
                                   "yet; retry in a moment", entries=unsealed, tree_size=size)

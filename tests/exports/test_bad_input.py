@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from settlement.exports.errors import (
     ExportDirectoryNotEmpty,
@@ -81,3 +82,19 @@ def test_no_key_no_export(book: Database, tmp_path: Path) -> None:
     with pytest.raises(SigningKeyMissing):
         export(book.factory, settings_for(book.url, None, tmp_path), ExportRequest("csv"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+
+def test_as_of_the_latest_checkpoint_entries_committed_since_are_simply_later(
+        book: Database, exporter: Callable[[Database], Exporter]) -> None:
+    older = book.factory()
+    try:
+        Ledger(older).post(transfer("held", "bank:CNY", "wallet:2:CNY", 1, "CNY"))  # holds the sealer back
+        post_many(book.factory, 2, "since")  # committed, but cannot be sealed while "held" runs
+        result = exporter(book)("jsonl")
+    finally:
+        older.rollback()
+        older.close()
+    with book.factory() as session:
+        committed = session.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one()
+    assert result.entries == result.tree_size == committed - 2
