@@ -281,7 +281,6 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
     )
     op.create_index("ix_recon_matches_run_id", "recon_matches", ["run_id", "outcome", "id"])
-    op.create_index("ix_recon_matches_batch", "recon_matches", ["run_id", "batch_no"])
     for table, column, target in (("recon_match_expectations", "expectation_id", "recon_expectations"),
                                   ("recon_match_items", "item_id", "recon_file_items"),
                                   ("recon_match_lines", "line_id", "recon_statement_lines"),

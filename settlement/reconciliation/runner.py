@@ -223,17 +223,18 @@ def _match_settlement(session: Any, params: matching.MatchParams) -> None:
 
 def _book_step(factory: SessionFactory, run_id: int, progress: Progress) -> None:
     with unit_of_work(factory) as session:
-        pending = booking.chunk_numbers(session, run_id)
+        planned = booking.plan(session, run_id)
         already = int(session.execute(text("SELECT count(*) FROM recon_bookings WHERE run_id = :r"),
                                       {"r": run_id}).scalar_one())
-        total = already + len(pending)
+        total = already + len(planned)
         runs.set_step(session, run_id, Step.BOOK, status="running", done=already, total=total)
     progress(Step.BOOK.value, already, total)
     done = already
+    pending = sorted(planned)
     for start in range(0, len(pending), CHUNKS_PER_COMMIT):
         group = pending[start:start + CHUNKS_PER_COMMIT]
         with unit_of_work(factory) as session:
-            booking.book_chunks(session, run_id, group)
+            booking.book_chunks(session, run_id, {chunk: planned[chunk] for chunk in group})
             done += len(group)
             runs.set_step(session, run_id, Step.BOOK, done=done, total=total)
         progress(Step.BOOK.value, done, total)

@@ -122,8 +122,7 @@ class Match(Base):
     booking chunk of a match the run books (NULL: not booked by the run)."""
 
     __tablename__ = "recon_matches"
-    __table_args__ = (Index("ix_recon_matches_run_id", "run_id", "outcome", "id"),
-                      Index("ix_recon_matches_batch", "run_id", "batch_no"))
+    __table_args__ = (Index("ix_recon_matches_run_id", "run_id", "outcome", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
     run_id: Mapped[int] = mapped_column(BigInteger)

@@ -105,38 +105,44 @@ def postings(amounts: Mapping[tuple[str, str], int]) -> list[PostingSpec]:
     return legs
 
 
-def chunk_numbers(session: Session, run_id: int) -> list[int]:
-    """The run's chunks not booked yet, in order."""
-    rows = session.execute(text("""
-        SELECT DISTINCT batch_no FROM recon_matches WHERE run_id = :run AND batch_no IS NOT NULL
-        EXCEPT SELECT batch_no FROM recon_bookings WHERE run_id = :run ORDER BY 1"""), {"run": run_id})
-    return [int(row[0]) for row in rows]
+#: A chunk's totals: (amounts of one kind and currency pair, matches, first and last match id).
+Chunk = list[tuple[Totals, int, int, int]]
 
 
-def book_chunks(session: Session, run_id: int, chunks: Sequence[int]) -> int:
-    """Post one entry per chunk of ``chunks`` not booked yet (one ``post_batch``) and
-    record the bookings; returns how many chunks this call booked."""
-    if not chunks:
-        return 0
+def plan(session: Session, run_id: int) -> dict[int, Chunk]:
+    """The totals of every chunk of the run not booked yet, in one pass over the run's
+    matches (a handful of rows per chunk: memory does not follow the file's size)."""
     rows: Sequence[Any] = session.execute(text("""
         SELECT batch_no, rail, kind, currency, settlement_currency, count(*), min(id), max(id),
                sum(COALESCE(expected_amount, 0)), sum(COALESCE(fee, 0)), sum(COALESCE(gross, 0)),
                sum(COALESCE(net, 0)), sum(COALESCE(settlement_amount, 0)), sum(COALESCE(expected_settlement, 0))
         FROM recon_matches
-        WHERE run_id = :run AND batch_no IN :chunks
+        WHERE run_id = :run AND batch_no IS NOT NULL
           AND batch_no NOT IN (SELECT batch_no FROM recon_bookings WHERE run_id = :run)
         GROUP BY batch_no, rail, kind, currency, settlement_currency
-        ORDER BY batch_no, rail, kind, currency, settlement_currency
-        """).bindparams(bindparam("chunks", expanding=True)), {"run": run_id, "chunks": list(chunks)}).all()
-    by_chunk: dict[int, list[tuple[Totals, int, int, int]]] = defaultdict(list)
+        ORDER BY batch_no, rail, kind, currency, settlement_currency"""), {"run": run_id}).all()
+    chunks: dict[int, Chunk] = defaultdict(list)
     for (chunk, rail, kind, currency, sc, count, first, last, expected, fee, gross, net, settlement,
          expected_settlement) in rows:
         totals = Totals(rail, kind, currency, sc, int(expected), int(fee), int(gross), int(net), int(settlement),
                         int(expected_settlement))
-        by_chunk[int(chunk)].append((totals, int(count), int(first), int(last)))
+        chunks[int(chunk)].append((totals, int(count), int(first), int(last)))
+    return dict(chunks)
+
+
+def book_chunks(session: Session, run_id: int, chunks: Mapping[int, Chunk]) -> int:
+    """Post one entry per chunk (one ``post_batch``) and record the bookings, skipping
+    any chunk booked meanwhile; returns how many chunks this call booked."""
+    if not chunks:
+        return 0
+    done: set[int] = set(session.execute(text(
+        "SELECT batch_no FROM recon_bookings WHERE run_id = :run AND batch_no IN :chunks").bindparams(
+        bindparam("chunks", expanding=True)), {"run": run_id, "chunks": list(chunks)}).scalars())
     specs: list[EntrySpec] = []
     booked: list[tuple[int, int, bool]] = []
-    for chunk, groups in sorted(by_chunk.items()):
+    for chunk, groups in sorted(chunks.items()):
+        if chunk in done:
+            continue
         amounts: dict[tuple[str, str], int] = defaultdict(int)
         for totals, _, _, _ in groups:
             for key, amount in deltas(totals).items():

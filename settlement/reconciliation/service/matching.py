@@ -154,7 +154,8 @@ def _take(session: Session) -> int:
                         WHERE NOT EXISTS (SELECT 1 FROM rp_new WHERE rp_new.{column} = t.id)""")
         session.execute(text(f"DROP TABLE {table}"))
         session.execute(text(f"ALTER TABLE {table}_left RENAME TO {table}"))
-    if session.execute(text("SELECT EXISTS (SELECT 1 FROM rp)")).scalar_one():
+    earlier: bool = session.execute(text("SELECT EXISTS (SELECT 1 FROM rp)")).scalar_one()
+    if earlier:
         _x(session, "INSERT INTO rp SELECT * FROM rp_new")
         session.execute(text("TRUNCATE rp_new"))
     else:
@@ -192,8 +193,7 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
                   GROUP BY {exp_key}, kind, currency{amount_e} HAVING count(*) = 1) ue
               ON ue.k = e.{exp_key} AND ue.kind = e.kind AND ue.currency = e.currency
                  {"AND ue.signed_amount = e.signed_amount" if exact else ""}
-            WHERE abs(i.transaction_date - e.transaction_date) <= :window
-            ORDER BY i.line_number""", rule=rule, window=p.window_days)
+            WHERE abs(i.transaction_date - e.transaction_date) <= :window""", rule=rule, window=p.window_days)
         found[rule] = _take(session)
     return found
 
@@ -301,10 +301,12 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
     """Duplicates, unexpected records and missing expectations (nothing is claimed)."""
     # A leftover record repeating a settled expectation (same key, kind, amount) is a
     # duplicate; rp holds what this run paired, the status what earlier runs did.
-    # One EXISTS per key, so each is an index lookup (rail, key).
-    same = """x.rail = :rail AND x.kind = ri.kind AND x.signed_amount = ri.gross AND x.currency = ri.currency
-              AND (x.id IN (SELECT exp_id FROM rp)
-                   OR EXISTS (SELECT 1 FROM recon_match_expectations l WHERE l.expectation_id = x.id AND l.claimed))"""
+    # One EXISTS per key, so each is an index lookup (rail, key). A live run's own
+    # pairs are claimed already; a dry run's are only in rp.
+    this_run = "" if p.live else "x.id IN (SELECT exp_id FROM rp) OR "
+    same = f"""x.rail = :rail AND x.kind = ri.kind AND x.signed_amount = ri.gross AND x.currency = ri.currency
+              AND ({this_run}EXISTS (SELECT 1 FROM recon_match_expectations l
+                                    WHERE l.expectation_id = x.id AND l.claimed))"""
     repeats = f"""(ri.rail_reference <> '' AND EXISTS (SELECT 1 FROM recon_expectations x
                                                        WHERE x.rail_reference = ri.rail_reference AND {same}))
                OR (ri.rrn <> '' AND EXISTS (SELECT 1 FROM recon_expectations x WHERE x.rrn = ri.rrn AND {same}))"""
