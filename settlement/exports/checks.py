@@ -62,7 +62,7 @@ class JournalCheck:
         if self.group and line.seq == self.group[0][1].seq:
             self.group.append((where, line))
             return
-        self._finish()
+        self.finish_entry()
         if line.seq != self.expected:
             if line.seq > self.expected:
                 missing = f"{self.expected}" if line.seq == self.expected + 1 else f"{self.expected} to {line.seq - 1}"
@@ -76,7 +76,9 @@ class JournalCheck:
             self.expected = line.seq
         self.group = [(where, line)]
 
-    def _finish(self) -> None:
+    def finish_entry(self) -> None:
+        """Check the entry whose rows were given so far (the next row of another entry,
+        or the end of the file, does it too)."""
         if not self.group:
             return
         group, self.group = self.group, []
@@ -195,7 +197,7 @@ class JournalCheck:
             self.fail(where, f"ExchangeRate for {line.currency} differs from earlier lines")
 
     def finish(self, where: str) -> None:
-        self._finish()
+        self.finish_entry()
         if self.expected != self.last + 1:
             self.fail(where, f"the journal ends at sequence number {self.expected - 1}, the manifest says "
                              f"{self.last}")

@@ -37,8 +37,8 @@ class BadRow(ValueError):
     pass
 
 
-_LEAF = re.compile("[0-9a-f]{64}")
-_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+LEAF_PATTERN = re.compile("[0-9a-f]{64}")
+TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _PENDING: dict[Any, bool] = {"true": True, "false": False, True: True, False: False}
 _EMPTY = ("", None)
 
@@ -66,7 +66,7 @@ def _text(value: Any, name: str) -> str:
 
 
 def _time(value: Any, name: str) -> str:
-    if type(value) is not str or not _TIME.fullmatch(value):
+    if type(value) is not str or not TIME_PATTERN.fullmatch(value):
         raise BadRow(f"{name} {value!r} is not a canonical time (YYYY-MM-DDTHH:MM:SS.ffffffZ)")
     return value
 
@@ -89,7 +89,7 @@ def journal_values(values: Sequence[Any], metadata: str) -> JournalLine:
     JSON values), checked for shape; the hashes decide whether it is right."""
     (seq, entry_id, key, kind, effective, recorded, description, _, reverses, hold, posting_id, account_id, code,
      debit, credit, currency, pending, leaf) = values
-    if type(leaf) is not str or not _LEAF.fullmatch(leaf):
+    if type(leaf) is not str or not LEAF_PATTERN.fullmatch(leaf):
         raise BadRow("leaf_hash is not 64 lowercase hex digits")
     line = JournalLine(_req_int(seq, "seq"), _req_int(entry_id, "entry_id"), _text(key, "idempotency_key"),
                        _text(kind, "kind"), _time(effective, "effective_at"), _time(recorded, "recorded_at"),
@@ -124,9 +124,9 @@ def journal_csv(row: list[str]) -> JournalLine:
     """:func:`journal_values` for a CSV row (every value a string), on the hot path."""
     (seq, entry_id, key, kind, effective, recorded, description, metadata, reverses, hold, posting_id, account_id,
      code, debit, credit, currency, pending, leaf) = row
-    if not _LEAF.fullmatch(leaf):
+    if not LEAF_PATTERN.fullmatch(leaf):
         raise BadRow("leaf_hash is not 64 lowercase hex digits")
-    if not _TIME.fullmatch(effective) or not _TIME.fullmatch(recorded):
+    if not TIME_PATTERN.fullmatch(effective) or not TIME_PATTERN.fullmatch(recorded):
         raise BadRow("effective_at and recorded_at must be canonical times (YYYY-MM-DDTHH:MM:SS.ffffffZ)")
     line = JournalLine(_digits(seq, "seq"), _digits(entry_id, "entry_id"), key, kind, effective, recorded,
                        description, metadata, _digits(reverses, "reverses_entry_id") if reverses else None,

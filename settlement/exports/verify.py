@@ -32,6 +32,7 @@ from typing import Any
 
 from settlement.exports import manifest
 from settlement.exports.checks import JournalCheck, TrialBalanceCheck
+from settlement.exports.fastcheck import verify_csv_journal
 from settlement.exports.readers import Row, read_csv, read_jsonl
 from settlement.exports.rows import JOURNAL, MANIFEST, SIGNATURE, STATEMENTS, TRIAL_BALANCE, format_amount
 from settlement.exports.saft_reader import SaftJournal, read_statements, read_trial_balance
@@ -143,12 +144,15 @@ def _check_reports(directory: Path, doc: dict[str, Any], size: int, root: bytes,
                          period_from=period["from"], period_to=period["to"], reporting_currency=reporting)
     journal_path = directory / names[JOURNAL]
     saft = SaftJournal(journal_path) if fmt == "xml" else None
-    rows = saft if saft is not None else _rows(journal_path, fmt, JOURNAL)
-    for where, row in _existing(journal_path, rows, report):
-        if isinstance(row, str):
-            report.fail(where, row)
-        else:
-            check.row(where, row)
+    if fmt == "csv" and journal_path.is_file():
+        verify_csv_journal(journal_path, check, report.fail)
+    else:
+        rows = saft if saft is not None else _rows(journal_path, fmt, JOURNAL)
+        for where, row in _existing(journal_path, rows, report):
+            if isinstance(row, str):
+                report.fail(where, row)
+            else:
+                check.row(where, row)
     check.finish(names[JOURNAL])
     report.entries, report.postings = check.entries, check.postings
     if (check.entries, check.postings) != (journal_doc["entries"], journal_doc["postings"]):
