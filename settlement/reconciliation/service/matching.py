@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from settlement.reconciliation.models import Outcome
@@ -84,6 +85,15 @@ def _x(session: Session, sql: str, **params: object) -> int:
 
 def prepare(session: Session, p: MatchParams) -> None:
     """Build the working set."""
+    # The working set of a million lines is a few hundred megabytes of temporary
+    # tables: kept in memory rather than written out and read back. PostgreSQL takes
+    # this only before the session's first temporary table (a pooled connection may
+    # have had one already: then the default stays).
+    try:
+        with session.begin_nested():
+            session.execute(text("SET LOCAL temp_buffers = '1GB'"))
+    except DBAPIError:
+        pass
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     # Every join here is a whole set against a whole set. The planner's estimate for a
     # join on three or four equal columns of fresh temporary tables is a handful of
@@ -154,6 +164,9 @@ def _take(session: Session) -> int:
                         WHERE NOT EXISTS (SELECT 1 FROM rp_new WHERE rp_new.{column} = t.id)""")
         session.execute(text(f"DROP TABLE {table}"))
         session.execute(text(f"ALTER TABLE {table}_left RENAME TO {table}"))
+        # What is left is small: the planner must know it, or it hashes whole tables
+        # to look up a few keys.
+        session.execute(text(f"ANALYZE {table}"))
     earlier: bool = session.execute(text("SELECT EXISTS (SELECT 1 FROM rp)")).scalar_one()
     if earlier:
         _x(session, "INSERT INTO rp SELECT * FROM rp_new")
