@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request
 from fastapi.responses import Response
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
@@ -136,6 +137,35 @@ _CLAIM = _timed(
     "INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_until, "
     "extra) VALUES (:a, :k, :h, :m, :p, 'in_flight', :now, :until, '{}') "
     "ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id", "now", "until")
+# The same claim for PostgreSQL's driver, sent by _claim with the transaction's BEGIN.
+_PG_CLAIM = (
+    "INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_until, "
+    "extra) VALUES (%(a)s, %(k)s, %(h)s, %(m)s, %(p)s, 'in_flight', %(now)s, %(until)s, '{}') "
+    "ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id")
+
+
+def _claim(session: Session, params: dict[str, Any]) -> int | None:
+    """Claim the key: the row's id, None if the key was already there.
+
+    It is the first statement of the request's transaction. On PostgreSQL it goes in
+    pipeline mode, so psycopg sends the transaction's BEGIN in the same round trip
+    instead of waiting for it first."""
+    if session.get_bind().dialect.name != "postgresql":
+        found = session.execute(_CLAIM, params).scalar()
+        return None if found is None else int(found)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None, "the session's connection is not open"
+    with raw.cursor() as cursor:
+        if raw.info.transaction_status == TransactionStatus.IDLE:
+            with raw.pipeline():
+                cursor.execute(_PG_CLAIM, params, prepare=True)
+                row = cursor.fetchone()
+        else:
+            cursor.execute(_PG_CLAIM, params, prepare=True)
+            row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
 _DONE = _timed("UPDATE idempotency_keys SET state = 'done', status_code = :s, content_type = :c, response_body = :b, "
              "completed_at = :now WHERE id = :id", "now")
 _REFUSED = _timed(
@@ -174,7 +204,7 @@ class Idempotency:
         now = utcnow()
         params = {"a": self.api_key_id, "k": self.key, "h": self.request_hash, "m": self.method, "p": self.path,
                   "now": now, "until": now + self.lease}
-        claimed = session.execute(_CLAIM, params).scalar()
+        claimed = _claim(session, params)
         if claimed is not None:
             self.row_id = int(claimed)
             return

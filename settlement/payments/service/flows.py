@@ -158,12 +158,11 @@ def create_payment(ctx: Context, command: NewPayment, *, confirm: bool = True,
     with unit_of_work(ctx.factory) as session:
         hooks.begin(session)
         now = ctx.clock()
-        payment = ops.create_payment(session, command, rail, terms=ctx.terms, now=now)
+        payment, attempt = ops.create_payment(session, command, rail, terms=ctx.terms, now=now, authorize=confirm)
         hooks.bind(session, "payment", payment.id)
-        if not confirm:
+        if attempt is None:
             hooks.finish(session, payment, None)
             return payment
-        attempt = ops.begin_authorization(session, payment.id, ctx.terms, now, created=payment)
         call = _authorize_call(rail, payment, attempt, command.method)
     return _finish(ctx, call, hooks, _payment)[0]
 

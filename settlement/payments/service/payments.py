@@ -12,9 +12,11 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import NamedColumn
 
 from adapters.base import PaymentMethod, PaymentRail
 from settlement.fx import service as fx
@@ -85,10 +87,14 @@ def payment_accounts(payment: Payment) -> list[str]:
 
 
 def create_payment(session: Session, command: NewPayment, rail: PaymentRail, *, terms: PaymentTerms,
-                   now: dt.datetime) -> Payment:
+                   now: dt.datetime, authorize: bool = False) -> tuple[Payment, PaymentAttempt | None]:
     """Check and store a payment intent (``requires_authorization``). A seller who
     settles in another currency needs FX terms: the quote given (unexpired, for this
-    pair) or, without one, a quote made now from the newest rates."""
+    pair) or, without one, a quote made now from the newest rates.
+
+    With ``authorize`` the payment is stored ``authorizing`` together with its
+    authorization attempt (``pending``, in flight): what
+    :func:`begin_authorization` would write next, in the same transaction."""
     check_minor(command.amount)
     check_currency(command.currency)
     if command.currency not in rail.currencies:
@@ -115,10 +121,60 @@ def create_payment(session: Session, command: NewPayment, rail: PaymentRail, *, 
         fx_source=quote.source if quote else None, amount_authorized=0, amount_captured=0, amount_voided=0,
         amount_refunded=0, commission_captured=0, seller_captured=0, fx_mid_captured=0, commission_refunded=0,
         seller_refunded=0, fx_mid_refunded=0, meta=dict(command.metadata), created_at=now, updated_at=now)
-    session.add(payment)
-    session.flush()
+    attempt = None
+    if authorize and session.get_bind().dialect.name == "postgresql":
+        payment.state = PaymentState.AUTHORIZING.value
+        attempt = _attempt(payment, Operation.AUTHORIZE, payment.amount, now=now, terms=terms)
+        _insert_authorizing(session, payment, attempt)
+    else:
+        session.add(payment)
+        session.flush()
     accounts.ensure(session, payment_accounts(payment))
-    return payment
+    if authorize and attempt is None:
+        attempt = begin_authorization(session, payment.id, terms, now, created=payment)
+    return payment, attempt
+
+
+def _columns(model: type[Payment] | type[PaymentAttempt]) -> list[tuple[str, NamedColumn[Any]]]:
+    """(attribute, column) of every mapped column but the id."""
+    return [(prop.key, prop.columns[0]) for prop in model.__mapper__.column_attrs if prop.columns[0].name != "id"]
+
+
+def _insert_sql() -> TextClause:
+    """PostgreSQL: a payment and its first attempt in one statement. Both ids come
+    from their identity sequences first, so the payment row is inserted already
+    pointing at its in-flight attempt (no INSERT, INSERT, UPDATE)."""
+    pay, att = _columns(Payment), _columns(PaymentAttempt)
+    pay_cols = [c for _, c in pay if c.name != "in_flight_attempt_id"]
+    att_cols = [c for _, c in att if c.name != "payment_id"]
+    sql = (
+        "WITH ids AS (SELECT nextval(pg_get_serial_sequence('payments', 'id')) AS p, "
+        "nextval(pg_get_serial_sequence('payment_attempts', 'id')) AS a), "
+        f"pay AS (INSERT INTO payments (id, in_flight_attempt_id, {', '.join(c.name for c in pay_cols)}) "
+        f"SELECT ids.p, ids.a, {', '.join(':p_' + c.name for c in pay_cols)} FROM ids RETURNING id), "
+        f"att AS (INSERT INTO payment_attempts (id, payment_id, {', '.join(c.name for c in att_cols)}) "
+        f"SELECT ids.a, pay.id, {', '.join(':a_' + c.name for c in att_cols)} FROM ids, pay RETURNING id) "
+        "SELECT ids.p, ids.a FROM ids, att")
+    return text(sql).bindparams(*(bindparam("p_" + c.name, type_=c.type) for c in pay_cols),
+                                *(bindparam("a_" + c.name, type_=c.type) for c in att_cols))
+
+
+_INSERT_AUTHORIZING: list[TextClause] = []
+
+
+def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAttempt) -> None:
+    """Store ``payment`` and ``attempt`` (one statement) and give both their ids. The
+    objects stay outside the session: nothing else in this transaction changes them."""
+    if not _INSERT_AUTHORIZING:
+        _INSERT_AUTHORIZING.append(_insert_sql())
+    params = {"p_" + column.name: getattr(payment, key) for key, column in _columns(Payment)
+              if column.name != "in_flight_attempt_id"}
+    params.update({"a_" + column.name: getattr(attempt, key) for key, column in _columns(PaymentAttempt)
+                   if column.name != "payment_id"})
+    ids = session.execute(_INSERT_AUTHORIZING[0], params).mappings().one()
+    payment.id, attempt.id = int(ids["p"]), int(ids["a"])
+    attempt.payment_id = payment.id
+    payment.in_flight_attempt_id = attempt.id
 
 
 def get_payment(session: Session, payment_id: int, *, lock: bool = False) -> Payment:
@@ -128,16 +184,25 @@ def get_payment(session: Session, payment_id: int, *, lock: bool = False) -> Pay
     return payment
 
 
+def _attempt(payment: Payment, operation: Operation, amount: int, *, now: dt.datetime, terms: PaymentTerms,
+             **extra: object) -> PaymentAttempt:
+    """A new ``pending`` attempt of ``operation`` (not yet stored)."""
+    values: dict[str, object] = {"final": False, "reason": "", "hold_id": None, "response_code": None,
+                                 "approval_code": None, "failure_code": None, "failure_message": None,
+                                 "completed_at": None, **extra}
+    return PaymentAttempt(payment_id=payment.id, operation=operation.value, reference=new_reference(operation),
+                          amount=amount, currency=payment.currency, state=AttemptState.PENDING.value,
+                          rail_reference=payment.rail_reference, created_at=now, checks=0,
+                          next_check_at=now + dt.timedelta(seconds=terms.janitor_grace_seconds), booking={},
+                          **values)
+
+
 def _start(session: Session, payment: Payment, operation: Operation, amount: int, *, now: dt.datetime,
            terms: PaymentTerms, **extra: object) -> PaymentAttempt:
     if payment.in_flight_attempt_id is not None:
         raise OperationInProgress(f"payment {payment.id} has operation {payment.in_flight_attempt_id} at the rail",
                                   payment_id=payment.id, attempt_id=payment.in_flight_attempt_id)
-    attempt = PaymentAttempt(payment_id=payment.id, operation=operation.value, reference=new_reference(operation),
-                             amount=amount, currency=payment.currency, state=AttemptState.PENDING.value,
-                             rail_reference=payment.rail_reference, created_at=now, checks=0,
-                             next_check_at=now + dt.timedelta(seconds=terms.janitor_grace_seconds), booking={},
-                             **extra)
+    attempt = _attempt(payment, operation, amount, now=now, terms=terms, **extra)
     session.add(attempt)
     session.flush()
     payment.in_flight_attempt_id = attempt.id
