@@ -2,6 +2,7 @@
 
     python bench/audit.py                       # 1,000,000 postings in a fresh local database
     python bench/audit.py --postings 200000
+    python bench/audit.py --reuse               # the ledger of the previous run, journal rebuilt
     SETTLEMENT_DATABASE_URL=postgresql+psycopg://user@host/db python bench/audit.py
 
 The ledger is filled with ``Ledger.post_batch`` (the fast path): entries of two
@@ -55,10 +56,12 @@ BATCH = 5_000
 CURRENCIES = ("RUB", "CNY")
 
 
-def database_url() -> str:
+def database_url(reuse: bool) -> str:
     url = os.environ.get("SETTLEMENT_DATABASE_URL")
     if url:
         return url
+    if reuse:
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DATABASE}"')
@@ -111,6 +114,19 @@ def fill(url: str, entries: int) -> float:
         if proc.exitcode != 0:
             raise SystemExit("filling the ledger failed")
     return time.perf_counter() - began
+
+
+def drop_journal(url: str) -> int:
+    """Empty the journal tables of a bench database (bypassing their append-only
+    triggers: this is the bench's own scratch database) and count its entries."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        for table in ("journal_checkpoints", "journal_nodes", "journal_leaves"):
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            conn.execute(f"TRUNCATE {table}")
+            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        row = conn.execute("SELECT count(*) FROM ledger_entries").fetchone()
+        conn.execute("VACUUM ANALYZE")
+    return int(row[0]) if row else 0
 
 
 def child(phase: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -173,16 +189,23 @@ def run(phase: str, args: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postings", type=int, default=1_000_000, help="postings to generate (2 per entry)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the previous run's ledger; only its journal is dropped and rebuilt")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         print(json.dumps(child(options.child[0], json.loads(options.child[1]))))
         return
-    url = database_url()
+    url = database_url(options.reuse)
     entries = options.postings // 2
-    print(f"filling the ledger: {entries:,} entries, {2 * entries:,} postings with Ledger.post_batch ...", flush=True)
-    filled = fill(url, entries)
-    print(f"  {filled:.1f} s ({entries / filled:,.0f} entries/s)", flush=True)
+    if options.reuse:
+        entries = drop_journal(url)
+        print(f"reusing the ledger of {entries:,} entries; its journal dropped", flush=True)
+    else:
+        print(f"filling the ledger: {entries:,} entries, {2 * entries:,} postings with Ledger.post_batch ...",
+              flush=True)
+        filled = fill(url, entries)
+        print(f"  {filled:.1f} s ({entries / filled:,.0f} entries/s)", flush=True)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("ANALYZE")  # as autovacuum would, after a bulk load
     scratch = Path(tempfile.mkdtemp(prefix="settlement-bench-audit-"))

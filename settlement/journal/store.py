@@ -108,8 +108,11 @@ class JournalStore:
         if not rows:
             return
         if self.postgres:
-            self._copy("COPY journal_leaves (seq, entry_id, leaf_hash, chain_hash, sealed_at) FROM STDIN",
-                       [(*r, sealed_at) for r in rows])
+            stamp = sealed_at.isoformat()
+            # COPY's text format, written by hand: bytea as \\x<hex> (the backslash escaped).
+            self._copy_text("COPY journal_leaves (seq, entry_id, leaf_hash, chain_hash, sealed_at) FROM STDIN",
+                            [f"{s}\t{e}\t\\\\x{leaf.hex()}\t\\\\x{chain.hex()}\t{stamp}\n"
+                             for s, e, leaf, chain in rows])
             return
         stamp = self._bind_time(sealed_at)
         self.session.execute(text(
@@ -120,20 +123,21 @@ class JournalStore:
         if not hashes:
             return
         if self.postgres:
-            self._copy("COPY journal_nodes (level, idx, hash) FROM STDIN",
-                       [(level, first_idx + n, h) for n, h in enumerate(hashes)])
+            self._copy_text("COPY journal_nodes (level, idx, hash) FROM STDIN",
+                            [f"{level}\t{first_idx + n}\t\\\\x{h.hex()}\n" for n, h in enumerate(hashes)])
             return
         self.session.execute(text("INSERT INTO journal_nodes (level, idx, hash) VALUES (:lv, :i, :h)"),
                              [{"lv": level, "i": first_idx + n, "h": h} for n, h in enumerate(hashes)])
 
-    def _copy(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """COPY rows in on the session's own connection (inside its transaction): the
-        fastest way in, and the statement triggers still check the batch."""
+    def _copy_text(self, statement: str, lines: Sequence[str]) -> None:
+        """COPY lines in (text format) on the session's own connection, inside its
+        transaction: the fastest way in, and the statement triggers still check the
+        batch."""
         connection = self.session.connection().connection.driver_connection
         assert connection is not None
         with connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+            for start in range(0, len(lines), 10_000):
+                copy.write("".join(lines[start:start + 10_000]).encode())
 
     # -- stored hashes ----------------------------------------------------------------
 
