@@ -135,13 +135,13 @@ def _timed(sql: str, *names: str) -> TextClause:
 
 _CLAIM = _timed(
     "INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_until, "
-    "extra) VALUES (:a, :k, :h, :m, :p, 'in_flight', :now, :until, '{}') "
+    "resource_type, resource_id, extra) VALUES (:a, :k, :h, :m, :p, 'in_flight', :now, :until, :rt, :ri, '{}') "
     "ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id", "now", "until")
 # The same claim for PostgreSQL's driver, sent by _claim with the transaction's BEGIN.
 _PG_CLAIM = (
     "INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_until, "
-    "extra) VALUES (%(a)s, %(k)s, %(h)s, %(m)s, %(p)s, 'in_flight', %(now)s, %(until)s, '{}') "
-    "ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id")
+    "resource_type, resource_id, extra) VALUES (%(a)s, %(k)s, %(h)s, %(m)s, %(p)s, 'in_flight', %(now)s, "
+    "%(until)s, %(rt)s, %(ri)s, '{}') ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id")
 
 
 def _claim(session: Session, params: dict[str, Any]) -> int | None:
@@ -198,12 +198,15 @@ class Idempotency:
 
     # -- the flow's hooks ---------------------------------------------------------
 
-    def begin(self, session: Session) -> None:
+    def begin(self, session: Session, resource: tuple[str, int] | None = None) -> None:
+        """Claim the key; ``resource`` is what the request will change when it is known
+        already (it is then stored with the claim: no :meth:`bind` needed)."""
         if self.key is None:
             return
         now = utcnow()
         params = {"a": self.api_key_id, "k": self.key, "h": self.request_hash, "m": self.method, "p": self.path,
-                  "now": now, "until": now + self.lease}
+                  "now": now, "until": now + self.lease, "rt": resource[0] if resource else None,
+                  "ri": resource[1] if resource else None}
         claimed = _claim(session, params)
         if claimed is not None:
             self.row_id = int(claimed)
@@ -227,6 +230,8 @@ class Idempotency:
             raise RequestInFlight(f"a request with Idempotency-Key {self.key!r} is in progress",
                                   idempotency_key=self.key)
         self.row_id = row.id
+        if resource is not None:
+            self.bind(session, *resource)
 
     def bind(self, session: Session, resource: str, resource_id: int) -> None:
         if self.row_id is not None:

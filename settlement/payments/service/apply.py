@@ -252,6 +252,10 @@ def _captured(session: Session, payment: Payment, attempt: PaymentAttempt, now: 
     split = split_capture(attempt.amount, Decimal(payment.commission_rate), fx_terms(payment))
     split_entry = _split_entry(payment, attempt, split, meta)
     hold_id = payment.hold_id
+    if not keep:
+        # No hold continues after this capture: said now, the payment row is written
+        # with the rest, before the ledger locks the shared accounts, not after.
+        payment.hold_id = None
 
     def book(ledger: Ledger) -> None:
         hold = ledger.get_hold(hold_id) if hold_id is not None else None
@@ -259,7 +263,8 @@ def _captured(session: Session, payment: Payment, attempt: PaymentAttempt, now: 
                                                                         or hold.expires_at > now):
             posted = ledger.post_hold(ledger_key(attempt.id, "post"), hold.id, attempt.amount, keep_remainder=keep,
                                       description=f"capture {attempt.id} of payment {payment.id}", metadata=meta)
-            payment.hold_id = posted.continuation.id if posted.continuation is not None else None
+            if keep:
+                payment.hold_id = posted.continuation.id if posted.continuation is not None else None
         else:
             # The ledger released the hold (it expired) but the rail captured: book the
             # capture outright.

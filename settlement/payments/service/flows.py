@@ -46,8 +46,9 @@ from settlement.payments.service.payments import NewPayment, PaymentTerms
 
 
 class Hooks(Protocol):
-    def begin(self, session: Session) -> None:
-        """Runs first in the first unit of work."""
+    def begin(self, session: Session, resource: tuple[str, int] | None = None) -> None:
+        """Runs first in the first unit of work; ``resource`` is what the operation
+        changes, when it is known before anything is written (as :meth:`bind`)."""
         ...
 
     def bind(self, session: Session, resource: str, resource_id: int) -> None:
@@ -66,7 +67,7 @@ class Hooks(Protocol):
 
 
 class NoHooks:
-    def begin(self, session: Session) -> None:
+    def begin(self, session: Session, resource: tuple[str, int] | None = None) -> None:
         return None
 
     def bind(self, session: Session, resource: str, resource_id: int) -> None:
@@ -171,11 +172,10 @@ def authorize(ctx: Context, payment_id: int, method: PaymentMethod, *, hooks: Ho
     """Authorize a payment created with ``confirm=False``."""
     hooks = hooks or NoHooks()
     with unit_of_work(ctx.factory) as session:
-        hooks.begin(session)
+        hooks.begin(session, ("payment", payment_id))
         payment = ops.get_payment(session, payment_id)
         rail = ctx.rails.get(payment.rail)
         attempt = ops.begin_authorization(session, payment_id, ctx.terms, ctx.clock())
-        hooks.bind(session, "payment", payment_id)
         call = _authorize_call(rail, payment, attempt, method)
     return _finish(ctx, call, hooks, _payment)[0]
 
@@ -184,10 +184,9 @@ def capture(ctx: Context, payment_id: int, amount: int | str | None = None, *, f
             hooks: Hooks | None = None) -> Payment:
     hooks = hooks or NoHooks()
     with unit_of_work(ctx.factory) as session:
-        hooks.begin(session)
+        hooks.begin(session, ("payment", payment_id))
         attempt = ops.begin_capture(session, payment_id, amount, final=final, terms=ctx.terms, now=ctx.clock())
         payment = ops.get_payment(session, payment_id)
-        hooks.bind(session, "payment", payment_id)
         rail = ctx.rails.get(payment.rail)
         request = CaptureRequest(reference=attempt.reference, rail_reference=payment.rail_reference or "",
                                  amount=attempt.amount, currency=payment.currency, final=attempt.final)
@@ -198,10 +197,9 @@ def capture(ctx: Context, payment_id: int, amount: int | str | None = None, *, f
 def void(ctx: Context, payment_id: int, *, hooks: Hooks | None = None) -> Payment:
     hooks = hooks or NoHooks()
     with unit_of_work(ctx.factory) as session:
-        hooks.begin(session)
+        hooks.begin(session, ("payment", payment_id))
         attempt = ops.begin_void(session, payment_id, ctx.terms, ctx.clock())
         payment = ops.get_payment(session, payment_id)
-        hooks.bind(session, "payment", payment_id)
         rail = ctx.rails.get(payment.rail)
         request = VoidRequest(reference=attempt.reference, rail_reference=payment.rail_reference or "",
                               amount=attempt.amount, currency=payment.currency)

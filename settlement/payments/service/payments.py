@@ -16,9 +16,11 @@ from typing import Any
 
 from sqlalchemy import TextClause, bindparam, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import NamedColumn
 
 from adapters.base import PaymentMethod, PaymentRail
+from settlement.db.types import UTCDateTime
 from settlement.fx import service as fx
 from settlement.fx.errors import QuoteMismatch
 from settlement.ledger import HoldStatus, Ledger, LedgerError
@@ -159,7 +161,33 @@ def _insert_sql() -> TextClause:
                                 *(bindparam("a_" + c.name, type_=c.type) for c in att_cols))
 
 
+def _start_sql() -> TextClause:
+    """PostgreSQL: a new attempt of an existing (locked) payment, and the payment
+    marked as having it in flight, in one statement."""
+    att = [c for _, c in _columns(PaymentAttempt)]
+    sql = (f"WITH att AS (INSERT INTO payment_attempts ({', '.join(c.name for c in att)}) "
+           f"VALUES ({', '.join(':a_' + c.name for c in att)}) RETURNING id) "
+           "UPDATE payments SET in_flight_attempt_id = att.id, updated_at = :now FROM att "
+           "WHERE payments.id = :payment_id RETURNING att.id AS a")
+    return text(sql).bindparams(*(bindparam("a_" + c.name, type_=c.type) for c in att),
+                                bindparam("now", type_=UTCDateTime()))
+
+
 _INSERT_AUTHORIZING: list[TextClause] = []
+_START: list[TextClause] = []
+
+
+def _start_in_one(session: Session, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
+    """Store ``attempt`` (kept outside the session) and mark ``payment`` (in the
+    session, locked) as having it in flight, in one statement."""
+    if not _START:
+        _START.append(_start_sql())
+    params: dict[str, Any] = {"a_" + column.name: getattr(attempt, key) for key, column in _columns(PaymentAttempt)}
+    params.update(now=now, payment_id=payment.id)
+    attempt.id = int(session.execute(_START[0], params).mappings().one()["a"])
+    # Written already: recorded as the row's state, not as changes to flush.
+    set_committed_value(payment, "in_flight_attempt_id", attempt.id)
+    set_committed_value(payment, "updated_at", now)
 
 
 def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAttempt) -> None:
@@ -198,11 +226,16 @@ def _attempt(payment: Payment, operation: Operation, amount: int, *, now: dt.dat
 
 
 def _start(session: Session, payment: Payment, operation: Operation, amount: int, *, now: dt.datetime,
-           terms: PaymentTerms, **extra: object) -> PaymentAttempt:
+           terms: PaymentTerms, stored: bool = False, **extra: object) -> PaymentAttempt:
+    """A new attempt, in flight. ``stored``: nothing changes the attempt afterwards in
+    this transaction, so it may be written at once, outside the session."""
     if payment.in_flight_attempt_id is not None:
         raise OperationInProgress(f"payment {payment.id} has operation {payment.in_flight_attempt_id} at the rail",
                                   payment_id=payment.id, attempt_id=payment.in_flight_attempt_id)
     attempt = _attempt(payment, operation, amount, now=now, terms=terms, **extra)
+    if stored and session.get_bind().dialect.name == "postgresql":
+        _start_in_one(session, payment, attempt, now)
+        return attempt
     session.add(attempt)
     session.flush()
     payment.in_flight_attempt_id = attempt.id
@@ -263,7 +296,8 @@ def begin_capture(session: Session, payment_id: int, amount: int | str | None, *
         raise ExceedsAuthorized(f"capture of {wanted} exceeds the {remaining} that remains authorized",
                                 payment_id=payment.id, remaining=remaining, amount=wanted)
     _check_hold_open(session, payment, now)
-    return _start(session, payment, Operation.CAPTURE, wanted, now=now, terms=terms, final=final or wanted == remaining)
+    return _start(session, payment, Operation.CAPTURE, wanted, now=now, terms=terms, stored=True,
+                  final=final or wanted == remaining)
 
 
 def begin_void(session: Session, payment_id: int, terms: PaymentTerms, now: dt.datetime) -> PaymentAttempt:
@@ -275,7 +309,7 @@ def begin_void(session: Session, payment_id: int, terms: PaymentTerms, now: dt.d
                            payment_id=payment.id, state=payment.state)
     if remaining <= 0:
         raise NothingToVoid(f"payment {payment.id} has nothing left authorized", payment_id=payment.id)
-    return _start(session, payment, Operation.VOID, remaining, now=now, terms=terms)
+    return _start(session, payment, Operation.VOID, remaining, now=now, terms=terms, stored=True)
 
 
 def begin_refund(session: Session, payment_id: int, amount: int | str | None, *, reason: str,
