@@ -49,17 +49,17 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.base import RecordType  # noqa: E402
-from adapters.mir.files import parse_register  # noqa: E402
-from adapters.mir.register import MirSettlementRecord, write_register  # noqa: E402
-from settlement.config import Settings  # noqa: E402
-from settlement.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
-from settlement.db.migrate import upgrade  # noqa: E402
-from settlement.ledger import EntrySpec, Ledger, credit, debit  # noqa: E402
-from settlement.reconciliation import runner  # noqa: E402
-from settlement.reconciliation.expectations import ExpectationSpec, expect_many  # noqa: E402
-from settlement.reconciliation.models import FileKind  # noqa: E402
-from settlement.reconciliation.service import files, runs  # noqa: E402
+from adapters.base import RecordType
+from adapters.mir.files import parse_register
+from adapters.mir.register import MirSettlementRecord, write_register
+from settlement.config import Settings
+from settlement.db import make_engine, make_session_factory, unit_of_work
+from settlement.db.migrate import upgrade
+from settlement.ledger import EntrySpec, Ledger, credit, debit
+from settlement.reconciliation import runner
+from settlement.reconciliation.expectations import ExpectationSpec, expect_many
+from settlement.reconciliation.models import FileKind
+from settlement.reconciliation.service import files, runs
 
 RAIL, CURRENCY = "mir", "RUB"
 DAY = dt.date(2026, 11, 18)          # a Wednesday; settled Thursday
