@@ -71,6 +71,7 @@ SHIPPED_PARSERS: dict[str, Parser] = {"mir": _mir, "unionpay": _unionpay, "alipa
 
 _lock = threading.Lock()
 _calendars: dict[str, SettlementCalendar] = {}
+_fees: dict[str, FeeSchedule | None] = {}
 
 
 def _plugin(rail: str) -> Any:
@@ -141,12 +142,18 @@ def calendar(rail: str, settings: Settings) -> SettlementCalendar:
 
 def fee_schedule(rail: str, settings: Settings) -> FeeSchedule | None:
     """The rail's fee schedule (found like its calendar), or None when it has none."""
+    with _lock:
+        if rail in _fees:
+            return _fees[rail]
     rail_class = _declared_rail_class(_plugin(rail))
     found = getattr(rail_class, "fee_schedule", None) if rail_class is not None else None
     if not isinstance(found, FeeSchedule):
         client = _configured_client(rail, settings)
         found = client.fee_schedule if client is not None else None
-    return found if isinstance(found, FeeSchedule) else None
+    schedule = found if isinstance(found, FeeSchedule) else None
+    with _lock:
+        _fees[rail] = schedule
+    return schedule
 
 
 def parser(rail: str, settings: Settings) -> Parser:
