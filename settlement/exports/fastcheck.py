@@ -1,4 +1,5 @@
-"""The offline verifier's fast path for CSV journals, the largest files it reads.
+"""The offline verifier's fast paths for CSV journals and statements, the largest
+files it reads.
 
 An entry's rows are checked straight from the CSV reader's lists, without building a
 row object per posting. An entry that passes every check here updates the
@@ -18,8 +19,9 @@ from typing import Any
 
 from settlement.errors import SettlementError
 from settlement.exports.checks import AccountTotals, Fail, JournalCheck, posting_digest
-from settlement.exports.readers import LEAF_PATTERN, TIME_PATTERN, BadRow, journal_csv
-from settlement.exports.rows import JOURNAL_COLUMNS, parse_amount
+from settlement.exports.readers import LEAF_PATTERN, TIME_PATTERN, BadRow, journal_csv, statement_values
+from settlement.exports.rows import JOURNAL_COLUMNS, STATEMENT_COLUMNS, parse_amount
+from settlement.exports.statement_checks import StatementCheck
 from settlement.journal.canonical import encode_fields
 from settlement.journal.merkle import MalformedRange
 
@@ -79,10 +81,12 @@ def _postings(check: JournalCheck, rows: list[list[str]]) -> list[list[Any]] | N
             return None
         if not row[10]:
             return None if len(rows) > 1 or any(row[11:17]) else []
-        posting_id, account_id, code, debit, credit, currency = _number(row[10]), _number(row[11]), *row[12:16]
-        pending = _PENDING.get(row[16])
-        if posting_id is None or account_id is None or pending is None or not code or bool(debit) == bool(credit):
+        posting_text, account_text, code, debit, credit, currency, pending_text = row[10:17]
+        pending = _PENDING.get(pending_text)
+        if (not (posting_text.isdigit() and account_text.isdigit() and (posting_text + account_text).isascii())
+                or pending is None or not code or bool(debit) == bool(credit)):
             return None
+        posting_id = int(posting_text)
         if posting_id <= previous:
             return None
         previous = posting_id
@@ -96,7 +100,7 @@ def _postings(check: JournalCheck, rows: list[list[str]]) -> list[list[Any]] | N
         if totals is not None and totals.currency != currency:
             return None
         side = "D" if debit else "C"
-        postings.append([posting_id, account_id, code, side, amount, currency, pending])
+        postings.append([posting_id, int(account_text), code, side, amount, currency, pending])
         layer = (currency, pending)
         sums[layer] = sums.get(layer, 0) + (amount if debit else -amount)
     return None if any(sums.values()) else postings
@@ -180,3 +184,56 @@ def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail) -> None:
             fail(f"{name} row {reader.line_num}", f"is not valid CSV ({exc})")
         if group:
             flush(group, start)
+
+
+def verify_csv_statements(path: Path, checker: StatementCheck, fail: Fail) -> None:
+    """Feed a CSV statements file to ``checker``: posting lines that are right update
+    it here; everything else (opening and closing lines, anything wrong) goes through
+    its general path."""
+    name = path.name
+    columns = len(STATEMENT_COLUMNS)
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader, None)
+            if header is None or tuple(header) != STATEMENT_COLUMNS:
+                fail(f"{name} header", f"the header is not {','.join(STATEMENT_COLUMNS)}")
+                return
+            for number, row in enumerate(reader, 1):
+                if len(row) == columns and row[2] == "posting" and row[0] == checker.code \
+                        and _statement_posting(checker, row):
+                    continue
+                where = f"{name} row {number}"
+                if len(row) != columns:
+                    fail(where, f"has {len(row)} fields, not {columns}")
+                    continue
+                try:
+                    line = statement_values(row)
+                except (BadRow, SettlementError) as exc:
+                    fail(where, str(exc))
+                    continue
+                checker.row(where, line)
+        except csv.Error as exc:
+            fail(f"{name} row {reader.line_num}", f"is not valid CSV ({exc})")
+    checker.finish(name)
+
+
+def _statement_posting(checker: StatementCheck, row: list[str]) -> bool:
+    """A right posting line, applied to ``checker`` as its general path would."""
+    _, currency, _, seq_text, entry_text, posting_text, _, _, debit, credit, balance = row
+    if (not (seq_text.isdigit() and entry_text.isdigit() and posting_text.isdigit()
+             and (seq_text + entry_text + posting_text).isascii()) or bool(debit) == bool(credit)):
+        return False
+    try:
+        amount = parse_amount(debit or credit, currency)
+        stated = parse_amount(balance, currency)
+    except SettlementError:
+        return False
+    seq, posting_id = int(seq_text), int(posting_text)
+    running = checker.running + checker.sign * (amount if debit else -amount)
+    if (seq, posting_id) <= checker.previous or not checker.first <= seq <= checker.last or stated != running:
+        return False
+    checker.previous = (seq, posting_id)
+    checker.running = running
+    checker.digest = posting_digest(checker.digest, posting_id, bool(debit), amount)
+    return True

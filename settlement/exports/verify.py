@@ -32,7 +32,7 @@ from typing import Any
 
 from settlement.exports import manifest
 from settlement.exports.checks import JournalCheck, TrialBalanceCheck
-from settlement.exports.fastcheck import verify_csv_journal
+from settlement.exports.fastcheck import verify_csv_journal, verify_csv_statements
 from settlement.exports.readers import Row, read_csv, read_jsonl
 from settlement.exports.rows import JOURNAL, MANIFEST, SIGNATURE, STATEMENTS, TRIAL_BALANCE, format_amount
 from settlement.exports.saft_reader import SaftJournal, read_statements, read_trial_balance
@@ -193,6 +193,9 @@ def check_statements(path: str, fmt: str, types: dict[str, str], first: int,
 
     file = Path(path)
     checker = StatementCheck(fail, types, first, last)
+    if fmt == "csv":
+        verify_csv_statements(file, checker, fail)
+        return failures, more, checker.summaries
     for where, row in read_statements(file) if fmt == "xml" else _rows(file, fmt, STATEMENTS):
         if isinstance(row, str):
             fail(where, row)
