@@ -1,7 +1,7 @@
 """HTTP API throughput: payments created and captured, and balance reads.
 
-    python bench/api.py                      # defaults: 3 server workers, 32 clients, 15 s per scenario
-    python bench/api.py --workers 2 --clients 32 --seconds 20
+    python bench/api.py                      # defaults: 2 server workers, pool 5, 32 clients, 15 s per scenario
+    python bench/api.py --workers 2 --pool-size 5 --clients 32 --seconds 20
 
 What runs (all on this machine, on loopback):
 
@@ -282,11 +282,12 @@ def _verify(url: str, merchant_id: int, captured: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--pool-size", type=int, default=20)
+    parser.add_argument("--pool-size", type=int, default=5,
+                        help="database connections per API worker (SETTLEMENT_DATABASE_POOL_SIZE)")
     parser.add_argument("--scenarios", default="sale,auth+capture,balance")
     parser.add_argument("--pg-host", default=os.environ.get("SETTLEMENT_TEST_PG_HOST", "127.0.0.1"))
     parser.add_argument("--pg-port", default=os.environ.get("SETTLEMENT_TEST_PG_PORT", "5432"))

@@ -8,6 +8,7 @@ payment row is locked (``SELECT ... FOR UPDATE``) by every step that changes it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ def create_payment(session: Session, command: NewPayment, rail: PaymentRail, *, 
     return payment, attempt
 
 
+@functools.cache
 def _columns(model: type[Payment] | type[PaymentAttempt]) -> list[tuple[str, NamedColumn[Any]]]:
     """(attribute, column) of every mapped column but the id."""
     return [(prop.key, prop.columns[0]) for prop in model.__mapper__.column_attrs if prop.columns[0].name != "id"]
