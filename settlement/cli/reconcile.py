@@ -78,7 +78,6 @@ def _reconcile(ctx: typer.Context, kind: FileKind, rail: str | None, path: Path,
     cli = state(ctx)
     factory, settings = cli.factory, cli.settings
     with unit_of_work(factory) as session, path.open("rb") as source:
-        runs.require_postgres(session)
         registered = files.register_file(session, settings, kind=kind, rail=rail, source=source,
                                          filename=path.name, actor=actor)
         existing = None if dry_run else runs.live_run_of(session, registered.file.id)

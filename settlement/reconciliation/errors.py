@@ -16,7 +16,6 @@ __all__ = [
     "InvalidExpectation",
     "InvalidResolution",
     "ItemNotFound",
-    "NeedsPostgres",
     "NoPendingWriteOff",
     "ReasonRequired",
     "ReconciliationError",
@@ -134,16 +133,6 @@ class RunInProgress(ReconciliationError):
     code = "recon_run_in_progress"
     status = 409
     title = "The run is being executed elsewhere"
-
-
-@register
-class NeedsPostgres(ReconciliationError):
-    """Matching and loading are set-based SQL written for PostgreSQL (COPY, numeric
-    arithmetic); the embedded SQLite database records expectations only."""
-
-    code = "recon_needs_postgresql"
-    status = 409
-    title = "Reconciliation runs need PostgreSQL"
 
 
 @register

@@ -9,20 +9,31 @@ group of booked chunks, so a run killed at any point resumes from its last commi
 * **book**: chunks of ``recon_booking_chunk`` matches, one entry each; a chunk with
   a booking row is never posted again.
 
-Only one process executes a run at a time: a PostgreSQL session advisory lock held
-on a connection of its own for the whole execution. A worker that dies drops its
-connection and so its lock; the run can then be executed again (by the task being
+Only one process executes a run at a time: on PostgreSQL a session advisory lock
+held on a connection of its own for the whole execution; on SQLite an exclusive
+``flock`` on a lock file beside the database (``<database>-locks/``), which every
+process using that file sees. A worker that dies drops its connection (or its open
+file) and so its lock; the run can then be executed again (by the task being
 redelivered, by ``resume_stale_runs``, or by hand) and continues where it stopped.
+Within a run's match step, a rail's files (and the statements) are matched one at a
+time: an advisory transaction lock on PostgreSQL; on SQLite every transaction holds
+the database's write lock from its ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
+import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Engine, func, select, text
 
 from adapters.base import MalformedFile
 from settlement.config import Settings
@@ -33,6 +44,7 @@ from settlement.reconciliation.errors import FileUnusable, RunInProgress
 from settlement.reconciliation.models import FileKind, FileStatus, ReconFile, Run, RunStatus, Step
 from settlement.reconciliation.service import booking, loading, matching, queue, runs, statements
 from settlement.reconciliation.service.files import get_file, open_items
+from settlement.reconciliation.service.sql import sql
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +59,15 @@ def _quiet(_step: str, _done: int, _total: int) -> None:
 
 
 @contextmanager
-def advisory_lock(factory: SessionFactory, key: str, *, wait: bool) -> Iterator[Connection]:
-    """Hold a session advisory lock named ``key`` on a connection of its own."""
-    engine = factory.kw["bind"]
+def advisory_lock(factory: SessionFactory, key: str, *, wait: bool) -> Iterator[None]:
+    """Hold a lock named ``key`` for as long as the block runs: a session advisory lock
+    on a connection of its own (PostgreSQL), an exclusive ``flock`` (SQLite). Without
+    ``wait``, a lock held elsewhere is ``recon_run_in_progress``."""
+    engine: Engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        with _file_lock(engine, key, wait=wait):
+            yield
+        return
     with engine.connect() as connection:
         if wait:
             connection.execute(text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
@@ -57,10 +75,33 @@ def advisory_lock(factory: SessionFactory, key: str, *, wait: bool) -> Iterator[
             raise RunInProgress(f"{key} is being executed by another process", lock=key)
         connection.commit()
         try:
-            yield connection
+            yield
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
             connection.commit()
+
+
+@contextmanager
+def _file_lock(engine: Engine, key: str, *, wait: bool) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<database>-locks/<hash of key>.lock``. Each holder
+    opens the file itself, so threads of one process exclude each other too; the lock
+    goes with the process that held it."""
+    database = engine.url.database
+    if database and database != ":memory:":
+        folder = Path(f"{Path(database).resolve()}-locks")
+    else:
+        folder = Path(tempfile.gettempdir()) / f"settlement-recon-locks-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
+    with path.open("a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInProgress(f"{key} is being executed by another process", lock=key) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_file(factory: SessionFactory, settings: Settings, file_id: int, *,
@@ -69,7 +110,6 @@ def load_file(factory: SessionFactory, settings: Settings, file_id: int, *,
     as a whole is marked so (nothing else changes); already loaded: nothing to do."""
     with advisory_lock(factory, f"recon:file:{file_id}", wait=True):
         with unit_of_work(factory) as session:
-            runs.require_postgres(session)
             file = get_file(session, file_id)
         if file.status in (FileStatus.LOADED.value, FileStatus.UNUSABLE.value):
             return file
@@ -107,8 +147,11 @@ def _flush(factory: SessionFactory, file_id: int, chunk: list[loading.Item], *, 
 
 def _analyze(factory: SessionFactory, *tables: str) -> None:
     """Fresh statistics after a bulk change: autovacuum comes later, and plans made on
-    the old counts (a few rows where there are a million) turn joins into scans."""
+    the old counts (a few rows where there are a million) turn joins into scans.
+    (PostgreSQL; SQLite's embedded volumes plan well on its indexes alone.)"""
     with unit_of_work(factory) as session:
+        if not sql(session).postgres:
+            return
         for table in tables:
             session.execute(text(f"ANALYZE {table}"))
 
@@ -119,7 +162,6 @@ def execute(factory: SessionFactory, settings: Settings, run_id: int, *,
     ``recon_run_in_progress`` when another process is executing it."""
     with advisory_lock(factory, f"recon:run:{run_id}", wait=False):
         with unit_of_work(factory) as session:
-            runs.require_postgres(session)
             run = runs.start(session, run_id)
             status, file_id, live = run.status, run.file_id, not run.dry_run
         if status in (RunStatus.COMPLETED.value, RunStatus.FAILED.value):
@@ -188,14 +230,18 @@ def _match_step(factory: SessionFactory, settings: Settings, run_id: int, progre
             run_id=run.id, file_id=run.file_id, rail=run.rail or "bank", live=not run.dry_run, cycle_date=cycle,
             window_days=settings.recon_date_window_days, tolerance=settings.recon_amount_tolerance,
             relative_tolerance=settings.recon_relative_tolerance, chunk=settings.recon_booking_chunk, now=utcnow())
+        # One statement at a time (batches are shared by every statement), one live file
+        # of a rail at a time (they compete for the same expectations). SQLite: the
+        # transaction holds the database's write lock already.
+        postgres = sql(session).postgres
         if run.kind == FileKind.STATEMENT.value:
-            # One statement at a time: batches are shared by every statement.
-            session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('recon:statements', 0))"))
+            if postgres:
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('recon:statements', 0))"))
             statements.match_statement(session, params, sla_days=settings.recon_statement_sla_days)
         else:
-            # One live file of a rail at a time: they compete for the same expectations.
-            session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                            {"k": f"recon:rail:{run.rail}"})
+            if postgres:
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                                {"k": f"recon:rail:{run.rail}"})
             _match_settlement(session, params)
         if params.live:
             queue.open_for_run(session, run.id)
@@ -219,6 +265,7 @@ def _match_settlement(session: Any, params: matching.MatchParams) -> None:
     matching.record_leftovers(session, params)
     if params.live:
         matching.create_batches(session, params)
+    matching.finish(session)
 
 
 def _book_step(factory: SessionFactory, run_id: int, progress: Progress) -> None:
@@ -245,12 +292,12 @@ def _book_step(factory: SessionFactory, run_id: int, progress: Progress) -> None
 def find_stale(factory: SessionFactory, settings: Settings) -> list[int]:
     """Runs that should be executing but show no sign of it: queued or running with no
     heartbeat for ``recon_stale_run_seconds``."""
+    cutoff = utcnow() - dt.timedelta(seconds=settings.recon_stale_run_seconds)
     with unit_of_work(factory) as session:
-        rows: Sequence[int] = session.execute(text("""
-            SELECT id FROM recon_runs
-            WHERE status IN ('queued', 'running')
-              AND COALESCE(heartbeat_at, created_at) < now() - make_interval(secs => :age)
-            ORDER BY id"""), {"age": settings.recon_stale_run_seconds}).scalars().all()
+        rows: Sequence[int] = session.execute(
+            select(Run.id).where(Run.status.in_((RunStatus.QUEUED.value, RunStatus.RUNNING.value)),
+                                 func.coalesce(Run.heartbeat_at, Run.created_at) < cutoff)
+            .order_by(Run.id)).scalars().all()
     return [int(r) for r in rows]
 
 

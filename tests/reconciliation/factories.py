@@ -96,7 +96,8 @@ def write_file(rail: str, records: Iterable[SettlementRecord], settled: dt.date 
 
 
 class Harness:
-    """A fresh database with the reconciliation tables, and shortcuts."""
+    """A fresh database with the reconciliation tables, and shortcuts (portable SQL:
+    the same assertions run on PostgreSQL and SQLite)."""
 
     def __init__(self, factory: SessionFactory, settings: Settings) -> None:
         self.factory = factory
@@ -156,20 +157,21 @@ class Harness:
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
         """(outcome, rule, shape, references of the records and expectations) per match."""
-        rows = self.sql("""
-            WITH items AS (SELECT x.match_id, string_agg(i.reference, ',' ORDER BY i.line_number) AS refs
-                           FROM recon_matches m JOIN recon_match_items x ON x.match_id = m.id
-                           JOIN recon_file_items i ON i.id = x.item_id WHERE m.run_id = :r GROUP BY x.match_id),
-                 expected AS (SELECT x.match_id, string_agg(e.reference, ',' ORDER BY e.reference) AS refs
-                              FROM recon_matches m JOIN recon_match_expectations x ON x.match_id = m.id
-                              JOIN recon_expectations e ON e.id = x.expectation_id WHERE m.run_id = :r
-                              GROUP BY x.match_id)
-            SELECT m.id, m.outcome, m.rule, m.shape, items.refs, expected.refs
-            FROM recon_matches m LEFT JOIN items ON items.match_id = m.id
-            LEFT JOIN expected ON expected.match_id = m.id
-            WHERE m.run_id = :r ORDER BY m.id""", r=run_id)
-        return [{"id": r[0], "outcome": r[1], "rule": r[2], "shape": r[3], "items": r[4] or "",
-                 "expected": r[5] or ""} for r in rows]
+        items: dict[int, list[str]] = {}
+        for match_id, reference in self.sql("""
+                SELECT x.match_id, i.reference FROM recon_matches m JOIN recon_match_items x ON x.match_id = m.id
+                JOIN recon_file_items i ON i.id = x.item_id WHERE m.run_id = :r ORDER BY i.line_number""", r=run_id):
+            items.setdefault(match_id, []).append(reference)
+        expected: dict[int, list[str]] = {}
+        for match_id, reference in self.sql("""
+                SELECT x.match_id, e.reference FROM recon_matches m
+                JOIN recon_match_expectations x ON x.match_id = m.id
+                JOIN recon_expectations e ON e.id = x.expectation_id WHERE m.run_id = :r""", r=run_id):
+            expected.setdefault(match_id, []).append(reference)
+        return [{"id": match_id, "outcome": outcome, "rule": rule, "shape": shape,
+                 "items": ",".join(items.get(match_id, [])), "expected": ",".join(sorted(expected.get(match_id, [])))}
+                for match_id, outcome, rule, shape in self.sql(
+                    "SELECT id, outcome, rule, shape FROM recon_matches WHERE run_id = :r ORDER BY id", r=run_id)]
 
     def by_expected(self, run_id: int) -> dict[str, str]:
         return {r["expected"]: r["outcome"] for r in self.results(run_id) if r["expected"]}

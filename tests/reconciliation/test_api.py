@@ -30,10 +30,10 @@ def _harness(factory: SessionFactory, client: TestClient) -> Harness:
 
 
 def test_finance_reconciles_over_http(client: TestClient, make_key: Callable[..., str],
-                                      pg_database: Any) -> None:
+                                      database: Any) -> None:
     finance, other, auditor = (bearer(make_key("finance", name="alice")), bearer(make_key("finance", name="bob")),
                                bearer(make_key("auditor")))
-    recon = _harness(pg_database.factory, client)
+    recon = _harness(database.factory, client)
     a = ops("mir", 4)
     gone = Op("mir", "gone", "900000000001", "900000000002", 2_000_000, day=DAY - dt.timedelta(days=10))
     recon.expect(*a, gone)

@@ -41,7 +41,7 @@ def _count(output: str, label: str) -> int:
     return int(found.group(1))
 
 
-def test_reconcile_a_rail_file_then_a_statement(pg_database: Database, recon: Harness, cli_env: Path) -> None:
+def test_reconcile_a_rail_file_then_a_statement(database: Database, recon: Harness, cli_env: Path) -> None:
     a = ops("mir", 3)
     gone = Op("mir", "gone", "900000000001", "900000000002", 2_000_000, day=DAY - dt.timedelta(days=10))
     recon.expect(*a, gone)
@@ -49,52 +49,52 @@ def test_reconcile_a_rail_file_then_a_statement(pg_database: Database, recon: Ha
     register = cli_env / "mir-20261119.csv"
     register.write_bytes(write_file("mir", records))
 
-    dry = _run(pg_database, "mir", str(register), "--dry-run")
+    dry = _run(database, "mir", str(register), "--dry-run")
     assert "(dry run)" in dry
     assert (_count(dry, "matched"), _count(dry, "fee variance"), _count(dry, "missing in file")) == (2, 1, 1)
     assert recon.entries() == 0
-    live = _run(pg_database, "mir", str(register), "--user", "alice")
+    live = _run(database, "mir", str(register), "--user", "alice")
     assert _count(live, "matches booked") == 3
     assert "load" in live
     assert "book" in live
-    again = _run(pg_database, "mir", str(register))
+    again = _run(database, "mir", str(register))
     assert "already reconciled by run 2: nothing applied again" in again
     assert recon.entries() == 1
 
     statement = cli_env / "camt053.xml"
     statement.write_bytes(statement_camt([(sum(r.net for r in records), DAY + dt.timedelta(days=1), "E2E")]))
-    confirmed = _run(pg_database, "statement", str(statement))
+    confirmed = _run(database, "statement", str(statement))
     assert _count(confirmed, "matched") == 1
     assert recon.balance("bank:account:RUB") == sum(r.net for r in records)
 
-    listed = _run(pg_database, "exceptions")
+    listed = _run(database, "exceptions")
     assert "missing_in_file" in listed
     exception_id = recon.scalar("SELECT id FROM recon_exceptions WHERE kind = 'missing_in_file'")
-    pending = _run(pg_database, "resolve", str(exception_id), "--action", "write-off", "--reason",
+    pending = _run(database, "resolve", str(exception_id), "--action", "write-off", "--reason",
                    "the acquirer has no trace of it", "--user", "alice")
     assert "pending_approval" in pending
-    refused = _run(pg_database, "approve", str(exception_id), "--reason", "ok", "--user", "alice", code=1)
+    refused = _run(database, "approve", str(exception_id), "--reason", "ok", "--user", "alice", code=1)
     assert "recon_writeoff_self_approval" in refused
-    done = _run(pg_database, "approve", str(exception_id), "--reason", "checked", "--user", "bob")
+    done = _run(database, "approve", str(exception_id), "--reason", "checked", "--user", "bob")
     assert "resolved" in done
-    history = _run(pg_database, "exception", str(exception_id))
+    history = _run(database, "exception", str(exception_id))
     assert "cli:alice: write_off_requested" in history
     assert "cli:bob: write_off_approved" in history
     assert recon.balance("recon:writeoff:RUB") == gone.amount
-    shown = _run(pg_database, "show", "2")
+    shown = _run(database, "show", "2")
     assert "book   done" in shown
     report = cli_env / "run2.csv"
-    _run(pg_database, "report", "2", "--csv", str(report))
+    _run(database, "report", "2", "--csv", str(report))
     assert report.read_text().startswith("match_id,outcome,rule")
 
 
-def test_a_bad_file_fails_clearly(pg_database: Database, recon: Harness, cli_env: Path) -> None:
+def test_a_bad_file_fails_clearly(database: Database, recon: Harness, cli_env: Path) -> None:
     bad = cli_env / "garbage.csv"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not a register")
-    out = _run(pg_database, "mir", str(bad), code=1)
+    out = _run(database, "mir", str(bad), code=1)
     assert "recon_file_unusable" in out
     assert "line 1" in out
     assert recon.entries() == 0
-    unknown = CliRunner().invoke(build_app(), ["--database-url", pg_database.url, "reconcile", "visa", str(bad)])
+    unknown = CliRunner().invoke(build_app(), ["--database-url", database.url, "reconcile", "visa", str(bad)])
     assert unknown.exit_code == 2
     assert "No such command" in unknown.output

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select
 
 from adapters.alipay.files import parse_settlement
 from adapters.base import Discrepancy, DiscrepancyKind, FeeSchedule, SettlementRecord
 from adapters.registry import get_rail_plugin
 from settlement.payments.rails import Rails
+from settlement.reconciliation.models import Expectation
 from tests.api.conftest import bearer
 from tests.api.payflow import CARDS, merchant, net, post
 from tests.conftest import Database
@@ -105,7 +106,7 @@ def _write(simulator: Any, day: dt.date, discrepancies: list[Discrepancy]) -> tu
 
 
 def test_a_day_of_payments_reconciled_across_three_rails(
-        api: TestClient, simulators: dict[str, Any], make_key: Callable[..., str], pg_database: Database) -> None:
+        api: TestClient, simulators: dict[str, Any], make_key: Callable[..., str], database: Database) -> None:
     checkout, finance = bearer(make_key("checkout")), bearer(make_key("finance"))
     sellers = {"RUB": merchant(api, checkout, "RUB"),
                "CNY": merchant(api, checkout, "CNY", payout_rail="unionpay",
@@ -165,13 +166,13 @@ def test_a_day_of_payments_reconciled_across_three_rails(
         assert runs_one[rail]["summary"]["outcomes"] == one, rail
         assert runs_two[rail]["summary"]["outcomes"] == {**zero, "matched": 1, "late": 1, "missing_in_file": 1}, rail
 
-    balances = net(pg_database.factory)     # credits - debits
+    balances = net(database.factory)     # credits - debits
     # FX: the rail paid the forex sale's net at a rate 1 % above the one it quoted.
     (paid_fx,) = [r for r in parse_settlement(io.BytesIO(files["alipay"]))
                   if isinstance(r, SettlementRecord) and r.reference == forex["reference"]]
-    with pg_database.factory() as session:
-        quoted = session.execute(text("SELECT fx_rate FROM recon_expectations WHERE reference = :r"),
-                                 {"r": forex["reference"]}).scalar_one()
+    with database.factory() as session:
+        quoted = session.execute(select(Expectation.fx_rate).where(Expectation.reference == forex["reference"])
+                                 ).scalar_one()
     at_quote = int((Decimal(paid_fx.net) * quoted).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     assert paid_fx.settlement_amount is not None
     assert paid_fx.settlement_amount > at_quote
@@ -193,7 +194,7 @@ def test_a_day_of_payments_reconciled_across_three_rails(
     assert balances["rail:unionpay:payouts:CNY"] == 0
     assert -balances["bank:clearing:RUB"] == clearing["RUB"]
     assert -balances["bank:clearing:CNY"] == clearing["CNY"]
-    with pg_database.factory() as session:
+    with database.factory() as session:
         assert ledger_violations(session) == []
     exceptions = api.get("/v1/reconciliation/exceptions", headers=finance, params={"limit": 100}).json()["data"]
     assert sorted((e["rail"], e["kind"]) for e in exceptions if e["status"] == "open") == sorted(

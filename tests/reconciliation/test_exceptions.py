@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from settlement.db import unit_of_work
@@ -20,6 +20,7 @@ from settlement.reconciliation.errors import (
     ReasonRequired,
     SelfApproval,
 )
+from settlement.reconciliation.models import ExceptionAction
 from settlement.reconciliation.service import queue
 from settlement.reconciliation.service.resolve import Action, decide, resolve
 from tests.reconciliation.factories import DAY, Harness, Op, ops, write_file
@@ -89,8 +90,10 @@ def test_manual_match_accepts_an_amount_mismatch(recon: Harness, queued: dict[st
     assert recon.balance("rail:mir:receivable:RUB") - before == -op.amount
     assert recon.balance("recon:mir:variance:RUB") == -50
     assert recon.states()[op.reference] == "settled:amount_mismatch"
-    (actor, reason, at) = recon.sql("SELECT actor, reason, created_at FROM recon_exception_actions "
-                                    "WHERE action = 'manual_match'")[0]
+    with recon.factory() as session:   # through the ORM: a time on SQLite too
+        (actor, reason, at) = session.execute(select(
+            ExceptionAction.actor, ExceptionAction.reason, ExceptionAction.created_at).where(
+            ExceptionAction.action == "manual_match")).one()
     assert (actor, reason) == (ALICE, "the rail added a surcharge; agreed")
     assert at.tzinfo is not None
 
@@ -118,7 +121,7 @@ def test_write_off_above_the_threshold_needs_a_second_person(recon: Harness, que
     # The database holds the rule too, whatever the code does.
     with pytest.raises(IntegrityError), unit_of_work(recon.factory) as session:
         session.execute(text("UPDATE recon_writeoff_approvals SET status = 'approved', decided_by = requested_by, "
-                             "decided_at = now()"))
+                             "decided_at = CURRENT_TIMESTAMP"))
     assert approve(recon, missing_id, BOB)[0] == "resolved"
     assert recon.entries() == entries + 1
     assert recon.balance("recon:writeoff:RUB") == queued["missing"].amount

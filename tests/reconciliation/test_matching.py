@@ -1,5 +1,6 @@
 """The matching rules and outcomes, each on real files written by the rails' own
-writers and read back by their parsers, on PostgreSQL."""
+writers and read back by their parsers, on PostgreSQL and on SQLite (the ``recon``
+harness runs each test on both): the same outcomes, rules and balances."""
 
 from __future__ import annotations
 
@@ -58,10 +59,10 @@ def test_keys_fall_back_from_rail_reference_to_rrn_to_reference(recon: Harness) 
     assert {r["expected"]: r["items"] for r in recon.results(run_id)}["twin-1"] == "twin-1"
 
 
-def test_tolerance_absolute_and_relative(pg_database: Database, tmp_path: object) -> None:
+def test_tolerance_absolute_and_relative(database: Database, tmp_path: object) -> None:
     from pathlib import Path
 
-    recon = Harness(pg_database.factory, settings_for(pg_database.url, Path(str(tmp_path)) / "d",
+    recon = Harness(database.factory, settings_for(database.url, Path(str(tmp_path)) / "d",
                                                       recon_amount_tolerance=30,
                                                       recon_relative_tolerance=Decimal("0.001")))
     within_abs, within_rel, beyond = (Op("mir", "t1", "1", "1", 10_000), Op("mir", "t2", "2", "2", 100_000),

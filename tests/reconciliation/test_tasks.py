@@ -1,6 +1,6 @@
 """The daily inbox pickup, the restart of stale runs and the one-executor rule, with
-the tasks run inline (no broker); tests/reconciliation/test_worker.py runs them in
-real workers."""
+the tasks run inline (no broker), on PostgreSQL and SQLite (an advisory lock there,
+a file lock here); tests/reconciliation/test_worker.py runs them in real workers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import update
 
 from settlement.config import get_settings
 from settlement.db import unit_of_work
+from settlement.db.types import utcnow
 from settlement.reconciliation import runner
 from settlement.reconciliation.errors import RunInProgress
+from settlement.reconciliation.models import Run
 from settlement.reconciliation.service import runs
 from settlement.reconciliation.tasks import pickup_inboxes, resume_stale_runs
 from settlement.tasks.app import get_celery
@@ -24,14 +26,14 @@ from tests.reconciliation.factories import Harness, ops, statement_camt, write_f
 
 
 @pytest.fixture
-def inline(pg_database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def inline(database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Tasks inline in this process, on the test database; yields the data folder."""
     monkeypatch.setenv("SETTLEMENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SETTLEMENT_DATABASE_URL", pg_database.url)
+    monkeypatch.setenv("SETTLEMENT_DATABASE_URL", database.url)
     monkeypatch.delenv("SETTLEMENT_BROKER_URL", raising=False)
     get_settings.cache_clear()
     get_celery.cache_clear()
-    use_session_factory(pg_database.factory)
+    use_session_factory(database.factory)
     yield tmp_path / "data"
     use_session_factory(None)
     get_settings.cache_clear()
@@ -69,7 +71,7 @@ def test_stale_runs_are_sent_again_and_finish(recon: Harness, inline: Path) -> N
         run_id = runs.create_run(session, file_id=file_id, dry_run=False, actor="cli:tester").id
     assert resume_stale_runs.apply().get() == []
     with unit_of_work(recon.factory) as session:
-        session.execute(text("UPDATE recon_runs SET created_at = created_at - interval '1 hour'"))
+        session.execute(update(Run).values(created_at=utcnow() - dt.timedelta(hours=1)))
     assert resume_stale_runs.apply().get() == [run_id]
     assert recon.scalar("SELECT status FROM recon_runs WHERE id = :r", r=run_id) == "completed"
 

@@ -4,14 +4,16 @@ the auditor reads everything and changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Response, Security, UploadFile
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from settlement.api.deps import FINANCE, FINANCE_READ, SessionDep, settings
+from settlement.api.deps import FINANCE, FINANCE_READ, SessionDep, session_factory, settings
 from settlement.auth.service import Principal
 from settlement.config import Settings
+from settlement.db import SessionFactory
 from settlement.reconciliation.models import FileKind
 from settlement.reconciliation.schemas import (
     MAX_ID,
@@ -122,9 +124,17 @@ def results(run_id: Id, session: SessionDep, _: Reader,
 
 
 @router.get("/runs/{run_id}/report.csv", summary="A run's outcomes as CSV", response_class=StreamingResponse)
-def report_csv(run_id: Id, session: SessionDep, _: Reader) -> StreamingResponse:
+def report_csv(run_id: Id, session: SessionDep, _: Reader,
+               factory: Annotated[SessionFactory, Depends(session_factory)]) -> StreamingResponse:
     runs.get_run(session, run_id)
-    return StreamingResponse(reports.csv_lines(session, run_id), media_type="text/csv; charset=utf-8",
+
+    def lines() -> Iterator[str]:
+        # A session of its own, closed with the download: the request's has ended when
+        # the body streams (a transaction left open there would hold SQLite's lock).
+        with factory() as reading:
+            yield from reports.csv_lines(reading, run_id)
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="run-{run_id}.csv"'})
 
 

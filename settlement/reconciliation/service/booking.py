@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from settlement.db.types import utcnow
 from settlement.ledger import EntrySpec, Ledger, PostingSpec, credit, debit
 from settlement.reconciliation import accounts
+from settlement.reconciliation.service.sql import sql
 
 ENTRY_KIND = "reconciliation.settlement"
 STATEMENT = "statement"
@@ -163,10 +164,10 @@ def book_chunks(session: Session, run_id: int, chunks: Mapping[int, Chunk]) -> i
     now = utcnow()
     for chunk, count, posted in booked:
         entry_id = next(results).id if posted else None
-        session.execute(text(
+        sql(session).x(
             "INSERT INTO recon_bookings (run_id, batch_no, entry_id, match_count, created_at) "
-            "VALUES (:run, :chunk, :entry, :count, :now) ON CONFLICT (run_id, batch_no) DO NOTHING"),
-            {"run": run_id, "chunk": chunk, "entry": entry_id, "count": count, "now": now})
+            "VALUES (:run, :chunk, :entry, :count, :now) ON CONFLICT (run_id, batch_no) DO NOTHING",
+            run=run_id, chunk=chunk, entry=entry_id, count=count, now=now)
     return len(booked)
 
 

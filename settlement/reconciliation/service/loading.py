@@ -1,11 +1,13 @@
 """Loading a parsed file into ``recon_file_items`` / ``recon_statement_lines`` and
-``recon_file_errors``: one chunk per call, written with COPY (PostgreSQL), the file's
-checkpoint (``loaded_items``: how many items of the parser's stream are loaded)
-moved in the same transaction. Parsers are deterministic, so a load cut short
-re-reads the file, skips that many items and loads no line twice (the unique
-(file, line) constraint would refuse it anyway).
+``recon_file_errors``: one chunk per call, written with COPY on PostgreSQL and with
+one prepared INSERT per table (``executemany``) on SQLite, the file's checkpoint
+(``loaded_items``: how many items of the parser's stream are loaded) moved in the
+same transaction. Parsers are deterministic, so a load cut short re-reads the file,
+skips that many items and loads no line twice (the unique (file, line) constraint
+would refuse it anyway). Both paths make the same rows: the same key checks (a key
+too long is an error item, never cut) and the same widths for the other texts.
 
-Values are written in COPY's text format, escaped here: a backslash, tab, newline
+COPY values are written in its text format, escaped here: a backslash, tab, newline
 or carriage return inside a value would otherwise split or corrupt the row.
 """
 
@@ -14,14 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from adapters.base import MalformedFile, RecordError, SettlementRecord
 from adapters.statements import StatementBalance, StatementItem, StatementLine, StatementLineError
 from settlement.db.types import utcnow
 from settlement.reconciliation.models import FileStatus
+from settlement.reconciliation.service.sql import sql
 
 Item = SettlementRecord | RecordError | StatementItem
 
@@ -38,6 +41,10 @@ _NULL = "\\N"
 #: Widths of the key columns: a longer value makes the line an error item rather than
 #: being cut (a cut reference could match the wrong expectation).
 _KEYS = (("reference", 100), ("rail_reference", 100), ("rrn", 64), ("arn", 64))
+#: Widths the other texts are cut to (their columns' widths).
+ACCOUNT, STATEMENT_ID, BANK_REFERENCE, END_TO_END, COUNTERPARTY, COUNTERPARTY_ACCOUNT, REMITTANCE = (
+    64, 200, 200, 200, 300, 64, 500)
+FIELD, REASON, RAW = 100, 500, 300
 
 
 def _text(value: str, width: int | None = None) -> str:
@@ -71,14 +78,14 @@ def _key_problem(record: SettlementRecord) -> tuple[str, str] | None:
 
 
 class _Rows:
-    """COPY text rows of one chunk, by table."""
+    """COPY text rows of one chunk, by table (PostgreSQL)."""
 
     def __init__(self, file_id: int) -> None:
         self.file_id = file_id
         self.prefix = f"{file_id}\t"
-        self.items: list[str] = []
-        self.lines: list[str] = []
-        self.errors: list[str] = []
+        self.items: list[Any] = []
+        self.lines: list[Any] = []
+        self.errors: list[Any] = []
         self.days: dict[dt.date, str] = {}
 
     def record(self, r: SettlementRecord) -> None:
@@ -96,14 +103,15 @@ class _Rows:
     def line(self, s: StatementLine) -> None:
         days = self.days
         self.lines.append(
-            f"{self.prefix}{s.line_number}\t{s.sub_index}\t{_text(s.account, 64)}\t{_text(s.statement_id, 200)}\t"
-            f"{s.signed_amount}\t{s.currency}\t{s.status.value}\t{_day(s.booking_date, days)}\t"
-            f"{_day(s.value_date, days)}\t{_text(s.bank_reference, 200)}\t{_text(s.end_to_end_id, 200)}\t"
-            f"{_text(s.counterparty_name, 300)}\t{_text(s.counterparty_account, 64)}\t{_text(s.remittance, 500)}\n")
+            f"{self.prefix}{s.line_number}\t{s.sub_index}\t{_text(s.account, ACCOUNT)}\t"
+            f"{_text(s.statement_id, STATEMENT_ID)}\t{s.signed_amount}\t{s.currency}\t{s.status.value}\t"
+            f"{_day(s.booking_date, days)}\t{_day(s.value_date, days)}\t{_text(s.bank_reference, BANK_REFERENCE)}\t"
+            f"{_text(s.end_to_end_id, END_TO_END)}\t{_text(s.counterparty_name, COUNTERPARTY)}\t"
+            f"{_text(s.counterparty_account, COUNTERPARTY_ACCOUNT)}\t{_text(s.remittance, REMITTANCE)}\n")
 
     def error(self, line_number: int, sub_index: int, field: str, reason: str, raw: str) -> None:
-        self.errors.append(f"{self.prefix}{line_number}\t{sub_index}\t{_text(field, 100)}\t{_text(reason, 500)}\t"
-                           f"{_text(raw, 300)}\n")
+        self.errors.append(f"{self.prefix}{line_number}\t{sub_index}\t{_text(field, FIELD)}\t"
+                           f"{_text(reason, REASON)}\t{_text(raw, RAW)}\n")
 
     def add(self, item: Item) -> None:
         if isinstance(item, SettlementRecord):
@@ -116,6 +124,34 @@ class _Rows:
             self.error(item.line_number, item.sub_index, item.field, item.reason, item.raw)
         else:
             assert isinstance(item, StatementBalance)  # balances are the bank's totals, not movements
+
+
+class _Values(_Rows):
+    """The same rows as parameter tuples, in the same column order (SQLite)."""
+
+    def record(self, r: SettlementRecord) -> None:
+        problem = _key_problem(r)
+        if problem is not None:
+            self.error(r.line_number, 0, problem[0], problem[1], "")
+            return
+        self.items.append((
+            self.file_id, r.line_number, r.record_type.value, r.reference, r.rail_reference, r.rrn, r.arn, r.gross,
+            r.fee, r.net, r.currency, r.transaction_date.isoformat(), r.settlement_date.isoformat(),
+            r.settlement_amount, r.settlement_currency, None if r.fx_rate is None else str(r.fx_rate)))
+
+    def line(self, s: StatementLine) -> None:
+        self.lines.append((
+            self.file_id, s.line_number, s.sub_index, s.account[:ACCOUNT], s.statement_id[:STATEMENT_ID],
+            s.signed_amount, s.currency, s.status.value, _iso(s.booking_date), _iso(s.value_date),
+            s.bank_reference[:BANK_REFERENCE], s.end_to_end_id[:END_TO_END], s.counterparty_name[:COUNTERPARTY],
+            s.counterparty_account[:COUNTERPARTY_ACCOUNT], s.remittance[:REMITTANCE]))
+
+    def error(self, line_number: int, sub_index: int, field: str, reason: str, raw: str) -> None:
+        self.errors.append((self.file_id, line_number, sub_index, field[:FIELD], reason[:REASON], raw[:RAW]))
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def text_row(values: Iterable[object]) -> str:
@@ -151,30 +187,37 @@ def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[s
             copy.write("".join(batch))
 
 
+def _insert(session: Session, table: str, columns: Sequence[str], rows: list[Any]) -> None:
+    """One prepared INSERT for every row (SQLite's bulk path)."""
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    session.connection().exec_driver_sql(statement, rows)
+
+
 def write_chunk(session: Session, file_id: int, items: Sequence[Item]) -> tuple[int, int]:
     """Load ``items`` (the parser's next items after the checkpoint) and move the
     checkpoint past them. Returns (records or statement lines, error items) written."""
-    rows = _Rows(file_id)
+    q = sql(session)
+    rows = _Rows(file_id) if q.postgres else _Values(file_id)
     for item in items:
         rows.add(item)
+    write = _copy if q.postgres else _insert
     if rows.items:
-        _copy(session, "recon_file_items", ITEM_COLUMNS, rows.items)
+        write(session, "recon_file_items", ITEM_COLUMNS, rows.items)
     if rows.lines:
-        _copy(session, "recon_statement_lines", LINE_COLUMNS, rows.lines)
+        write(session, "recon_statement_lines", LINE_COLUMNS, rows.lines)
     if rows.errors:
-        _copy(session, "recon_file_errors", ERROR_COLUMNS, rows.errors)
+        write(session, "recon_file_errors", ERROR_COLUMNS, rows.errors)
     good = len(rows.items) + len(rows.lines)
-    session.execute(text(
+    q.x(
         "UPDATE recon_files SET loaded_items = loaded_items + :n, record_count = record_count + :good, "
-        "error_count = error_count + :bad, status = :status WHERE id = :id"),
-        {"n": len(items), "good": good, "bad": len(rows.errors), "status": FileStatus.LOADING.value,
-         "id": file_id})
+        "error_count = error_count + :bad, status = :status WHERE id = :id",
+        n=len(items), good=good, bad=len(rows.errors), status=FileStatus.LOADING.value, id=file_id)
     return good, len(rows.errors)
 
 
 def finish(session: Session, file_id: int) -> None:
-    session.execute(text("UPDATE recon_files SET status = :status, loaded_at = :now WHERE id = :id"),
-                    {"status": FileStatus.LOADED.value, "now": utcnow(), "id": file_id})
+    sql(session).x("UPDATE recon_files SET status = :status, loaded_at = :now WHERE id = :id",
+                   status=FileStatus.LOADED.value, now=utcnow(), id=file_id)
 
 
 def mark_unusable(session: Session, file_id: int, error: MalformedFile) -> None:
@@ -182,8 +225,7 @@ def mark_unusable(session: Session, file_id: int, error: MalformedFile) -> None:
     inspection); no run reconciles an unusable file."""
     where = f" (line {error.line_number}" + (f", {error.field_name})" if error.field_name else ")") \
         if error.line_number else ""
-    session.execute(text(
+    sql(session).x(
         "UPDATE recon_files SET status = :status, error_code = :code, error_message = :message, loaded_at = :now "
-        "WHERE id = :id"),
-        {"status": FileStatus.UNUSABLE.value, "code": error.code, "message": f"{error.message}{where}",
-         "now": utcnow(), "id": file_id})
+        "WHERE id = :id", status=FileStatus.UNUSABLE.value, code=error.code, message=f"{error.message}{where}",
+        now=utcnow(), id=file_id)

@@ -1,7 +1,9 @@
-"""Matching a settlement file against the rail's open expectations: set-based SQL on
-PostgreSQL, in one transaction (all of a run's outcomes appear at once or not at all).
+"""Matching a settlement file against the rail's open expectations: set-based SQL, in
+one transaction (all of a run's outcomes appear at once or not at all). The same
+statements run on PostgreSQL and SQLite; :mod:`.sql` holds the few fragments they
+say differently there.
 
-Working set, in temporary tables dropped at commit: ``ri`` the file's records not
+Working set, in temporary tables: ``ri`` the file's records not
 settled yet (with the expectation kind their record type settles: payment, refund,
 payout; chargebacks and adjustments settle none), ``re`` the rail's open
 expectations, ``rp`` the pairs found so far (``gid`` is the match id they will get).
@@ -44,6 +46,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from settlement.reconciliation.models import Outcome
+from settlement.reconciliation.service.sql import ratio, sql
 
 #: (record column, expectation column) of each key, in fallback order.
 KEYS: tuple[tuple[str, str, str], ...] = (
@@ -59,8 +62,11 @@ N_TO_ONE: tuple[tuple[str, str, str], ...] = (("rail_reference", "rail_reference
 ONE_TO_N: tuple[tuple[str, str, str], ...] = (("rail_reference", "rail_reference", "rail_reference"),
                                               ("batch", "reference", "batch_reference"),
                                               ("batch", "rail_reference", "batch_reference"))
-#: The id a match will get, drawn as pairs are found (the identity's own sequence).
-_GID = "nextval('recon_matches_id_seq'::regclass)"
+#: The pairs found so far (``rp``) and by the current rule (``rp_new``).
+_RP_COLUMNS = ("gid bigint, rule text, shape text, item_id bigint, kind text, currency text, gross bigint, "
+               "fee bigint, net bigint, settlement_amount bigint, settlement_currency text, exp_id bigint, "
+               "signed_amount bigint, expected_fee bigint, e_settlement_currency text, fx_rate numeric, "
+               "overdue boolean")
 _RP_ITEM = ("item_id", "kind", "currency", "gross", "fee", "net", "settlement_amount", "settlement_currency")
 _RP_EXP = ("exp_id", "signed_amount", "expected_fee", "e_settlement_currency", "fx_rate", "overdue")
 
@@ -79,12 +85,46 @@ class MatchParams:
     now: dt.datetime
 
 
-def _x(session: Session, sql: str, **params: object) -> int:
-    return int(session.execute(text(sql), params).rowcount)  # type: ignore[attr-defined]
+def _x(session: Session, statement: str, **params: object) -> int:
+    return sql(session).x(statement, **params)
 
 
 def prepare(session: Session, p: MatchParams) -> None:
     """Build the working set."""
+    q = sql(session)
+    if q.postgres:
+        _tune_postgres(session)
+    else:
+        q.register_functions()
+    q.x(f"""
+        {q.temp_as("ri")}
+        SELECT i.id, i.line_number, i.record_type,
+               CASE WHEN i.record_type IN ('payment', 'refund', 'payout') THEN i.record_type END AS kind,
+               i.reference, i.rail_reference, i.rrn, i.arn, i.gross, i.fee, i.net, i.currency,
+               i.transaction_date, i.settlement_date, i.settlement_amount, i.settlement_currency
+        FROM recon_file_items i
+        WHERE i.file_id = :file
+          AND NOT EXISTS (SELECT 1 FROM recon_match_items m WHERE m.item_id = i.id AND m.claimed)""",
+        file=p.file_id)
+    q.x(f"""
+        {q.temp_as("re")}
+        SELECT e.id, e.kind, e.reference, e.rail_reference, COALESCE(e.rrn, '') AS rrn,
+               COALESCE(e.batch_reference, '') AS batch_reference, e.signed_amount, e.expected_fee, e.currency,
+               e.settlement_currency, e.fx_rate, e.transaction_date, e.expected_settlement_date, e.missing_after,
+               e.overdue_since_run_id IS NOT NULL AS overdue
+        FROM recon_expectations e WHERE e.rail = :rail AND e.status = 'open'
+          AND NOT EXISTS (SELECT 1 FROM recon_match_expectations m WHERE m.expectation_id = e.id AND m.claimed)""",
+        rail=p.rail)
+    q.temp_table("rp", _RP_COLUMNS)
+    # What the current rule found, before it joins rp (so no step rescans all of rp).
+    q.temp_table("rp_new", _RP_COLUMNS)
+    q.temp_table("rdup", "id bigint")
+    if q.postgres:
+        session.execute(text("ANALYZE ri"))
+        session.execute(text("ANALYZE re"))
+
+
+def _tune_postgres(session: Session) -> None:
     # The working set of a million lines is a few hundred megabytes of temporary
     # tables: kept in memory rather than written out and read back. PostgreSQL takes
     # this only before the session's first temporary table (a pooled connection may
@@ -102,35 +142,6 @@ def prepare(session: Session, p: MatchParams) -> None:
     session.execute(text("SET LOCAL enable_nestloop = off"))
     # Those same estimates make JIT compile every statement, which costs more than it saves.
     session.execute(text("SET LOCAL jit = off"))
-    _x(session, """
-        CREATE TEMP TABLE ri ON COMMIT DROP AS
-        SELECT i.id, i.line_number, i.record_type,
-               CASE WHEN i.record_type IN ('payment', 'refund', 'payout') THEN i.record_type END AS kind,
-               i.reference, i.rail_reference, i.rrn, i.arn, i.gross, i.fee, i.net, i.currency,
-               i.transaction_date, i.settlement_date, i.settlement_amount, i.settlement_currency
-        FROM recon_file_items i
-        WHERE i.file_id = :file
-          AND NOT EXISTS (SELECT 1 FROM recon_match_items m WHERE m.item_id = i.id AND m.claimed)""",
-       file=p.file_id)
-    _x(session, """
-        CREATE TEMP TABLE re ON COMMIT DROP AS
-        SELECT e.id, e.kind, e.reference, e.rail_reference, COALESCE(e.rrn, '') AS rrn,
-               COALESCE(e.batch_reference, '') AS batch_reference, e.signed_amount, e.expected_fee, e.currency,
-               e.settlement_currency, e.fx_rate, e.transaction_date, e.expected_settlement_date, e.missing_after,
-               e.overdue_since_run_id IS NOT NULL AS overdue
-        FROM recon_expectations e WHERE e.rail = :rail AND e.status = 'open'
-          AND NOT EXISTS (SELECT 1 FROM recon_match_expectations m WHERE m.expectation_id = e.id AND m.claimed)""",
-       rail=p.rail)
-    session.execute(text(
-        "CREATE TEMP TABLE rp (gid bigint, rule text, shape text, item_id bigint, kind text, currency text, "
-        "gross bigint, fee bigint, net bigint, settlement_amount bigint, settlement_currency text, exp_id bigint, "
-        "signed_amount bigint, expected_fee bigint, e_settlement_currency text, fx_rate numeric, overdue boolean) "
-        "ON COMMIT DROP"))
-    # What the current rule found, before it joins rp (so no step rescans all of rp).
-    session.execute(text("CREATE TEMP TABLE rp_new (LIKE rp) ON COMMIT DROP"))
-    session.execute(text("CREATE TEMP TABLE rdup (id bigint) ON COMMIT DROP"))
-    session.execute(text("ANALYZE ri"))
-    session.execute(text("ANALYZE re"))
 
 
 def find_duplicate_lines(session: Session) -> None:
@@ -142,7 +153,7 @@ def find_duplicate_lines(session: Session) -> None:
             SELECT ri.id, row_number() OVER (PARTITION BY {same} ORDER BY ri.line_number) AS n
             FROM ri JOIN (SELECT {same} FROM ri GROUP BY {same} HAVING count(*) > 1) d USING ({same})) x
         WHERE n > 1""")
-    _x(session, "DELETE FROM ri USING rdup WHERE ri.id = rdup.id")
+    sql(session).delete_taken("ri", "rdup", "id")
 
 
 #: Above this many pairs, the working set is rebuilt from what is left rather than
@@ -153,12 +164,20 @@ _REBUILD = 10_000
 def _take(session: Session) -> int:
     """Move the pairs a rule just found (``rp_new``) out of the working set and into
     ``rp``; returns how many rows they are."""
-    taken = int(session.execute(text("SELECT count(*) FROM rp_new")).scalar_one())
+    q = sql(session)
+    taken = int(q.scalar("SELECT count(*) FROM rp_new"))
     if taken == 0:
         return 0
+    if not q.postgres:
+        # SQLite's working sets are small: plain deletes and copies.
+        q.delete_taken("ri", "rp_new", "item_id")
+        q.delete_taken("re", "rp_new", "exp_id")
+        q.x("INSERT INTO rp SELECT * FROM rp_new")
+        q.x("DELETE FROM rp_new")
+        return taken
     for table, column in (("ri", "item_id"), ("re", "exp_id")):
         if taken <= _REBUILD:
-            _x(session, f"DELETE FROM {table} USING rp_new WHERE {table}.id = rp_new.{column}")
+            q.delete_taken(table, "rp_new", column)
             continue
         _x(session, f"""CREATE TEMP TABLE {table}_left ON COMMIT DROP AS SELECT * FROM {table} t
                         WHERE NOT EXISTS (SELECT 1 FROM rp_new WHERE rp_new.{column} = t.id)""")
@@ -187,6 +206,7 @@ def _select_pair() -> str:
 
 def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, int]:
     """Rules 1 (``exact``) or 4, for every key in order; returns pairs per rule."""
+    q = sql(session)
     found: dict[str, int] = {}
     for name, item_key, exp_key in KEYS:
         rule = f"{'exact' if exact else 'key'}:{name}"
@@ -195,7 +215,7 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
         # Keys unique on each side: equi-joins on grouped keys, so PostgreSQL hashes them.
         _x(session, f"""
             INSERT INTO rp_new (gid, rule, shape, {', '.join(_RP_ITEM)}, {', '.join(_RP_EXP)})
-            SELECT {_GID}, :rule, '1:1', {_select_pair()}
+            SELECT {q.match_id}, :rule, '1:1', {_select_pair()}
             FROM ri i
             JOIN (SELECT {item_key} AS k, kind, currency{amount_i} FROM ri WHERE {item_key} <> ''
                   GROUP BY {item_key}, kind, currency{amount_i} HAVING count(*) = 1) ui
@@ -206,13 +226,15 @@ def one_to_one(session: Session, p: MatchParams, *, exact: bool) -> dict[str, in
                   GROUP BY {exp_key}, kind, currency{amount_e} HAVING count(*) = 1) ue
               ON ue.k = e.{exp_key} AND ue.kind = e.kind AND ue.currency = e.currency
                  {"AND ue.signed_amount = e.signed_amount" if exact else ""}
-            WHERE abs(i.transaction_date - e.transaction_date) <= :window""", rule=rule, window=p.window_days)
+            WHERE abs({q.day("i.transaction_date")} - {q.day("e.transaction_date")}) <= :window""",
+           rule=rule, window=p.window_days)
         found[rule] = _take(session)
     return found
 
 
 def many_to_one(session: Session) -> dict[str, int]:
     """Rule 2: several records, one expectation."""
+    q = sql(session)
     found: dict[str, int] = {}
     for name, item_key, exp_key in N_TO_ONE:
         rule = f"sum:{name}"
@@ -221,7 +243,7 @@ def many_to_one(session: Session) -> dict[str, int]:
                        WHERE {item_key} <> '' AND kind IS NOT NULL
                        GROUP BY {item_key}, kind, currency HAVING count(*) > 1),
                  hit AS MATERIALIZED (
-                       SELECT g.k, g.kind, g.currency, e.id AS exp_id, {_GID} AS gid
+                       SELECT g.k, g.kind, g.currency, e.id AS exp_id, {q.match_id} AS gid
                        FROM g JOIN re e ON e.{exp_key} = g.k AND e.kind = g.kind AND e.currency = g.currency
                        WHERE e.signed_amount = g.gross
                          AND (SELECT count(*) FROM re o WHERE o.{exp_key} = g.k AND o.kind = g.kind
@@ -236,6 +258,7 @@ def many_to_one(session: Session) -> dict[str, int]:
 
 def one_to_many(session: Session) -> dict[str, int]:
     """Rule 3: one record, several expectations."""
+    q = sql(session)
     found: dict[str, int] = {}
     for name, item_key, exp_key in ONE_TO_N:
         rule = f"net:{name}:{item_key}" if name == "batch" else f"net:{name}"
@@ -243,7 +266,7 @@ def one_to_many(session: Session) -> dict[str, int]:
             WITH g AS (SELECT {exp_key} AS k, kind, currency, sum(signed_amount) AS amount FROM re
                        WHERE {exp_key} <> '' GROUP BY {exp_key}, kind, currency HAVING count(*) > 1),
                  hit AS MATERIALIZED (
-                       SELECT g.k, g.kind, g.currency, i.id AS item_id, {_GID} AS gid
+                       SELECT g.k, g.kind, g.currency, i.id AS item_id, {q.match_id} AS gid
                        FROM g JOIN ri i ON i.{item_key} = g.k AND i.kind = g.kind AND i.currency = g.currency
                        WHERE i.gross = g.amount
                          AND (SELECT count(*) FROM ri o WHERE o.{item_key} = g.k AND o.kind = g.kind
@@ -257,9 +280,11 @@ def one_to_many(session: Session) -> dict[str, int]:
 
 
 def _outcome_sql() -> str:
-    """The classification of an aggregated pair (columns e, ef, g, f, s, se, sc, esc, late)."""
+    """The classification of an aggregated pair (columns e, ef, g, f, s, se, sc, esc,
+    late); the relative tolerance as integers (:func:`.sql.ratio`)."""
     return f"""CASE
-        WHEN g <> e AND abs(g - e) > :tolerance AND abs(g - e) > abs(e) * :relative THEN '{Outcome.AMOUNT_MISMATCH}'
+        WHEN g <> e AND abs(g - e) > :tolerance AND abs(g - e) * :rel_den > abs(e) * :rel_num
+            THEN '{Outcome.AMOUNT_MISMATCH}'
         WHEN esc IS NOT NULL AND sc IS DISTINCT FROM esc THEN '{Outcome.AMOUNT_MISMATCH}'
         WHEN ef IS NOT NULL AND f <> ef THEN '{Outcome.FEE_VARIANCE}'
         WHEN se IS NOT NULL AND s <> se THEN '{Outcome.FX_VARIANCE}'
@@ -269,9 +294,10 @@ def _outcome_sql() -> str:
 
 def record_pairs(session: Session, p: MatchParams) -> None:
     """Write a match (classified) and its links for every pair group."""
+    q = sql(session)
     settling = ", ".join(f"'{o.value}'" for o in Outcome if o.settles)
     # 1:1 rows carry their own amounts; group rows add up the side that has several.
-    grouped = """
+    grouped = f"""
         SELECT gid, min(rule) AS rule, min(shape) AS shape, min(kind) AS kind, min(currency) AS currency,
                CASE WHEN min(shape) = '1:N' THEN sum(signed_amount) ELSE min(signed_amount) END AS e,
                CASE WHEN min(shape) = '1:N' THEN sum(expected_fee) ELSE min(expected_fee) END AS ef,
@@ -280,27 +306,28 @@ def record_pairs(session: Session, p: MatchParams) -> None:
                CASE WHEN min(shape) = 'N:1' THEN sum(net) ELSE min(net) END AS n,
                CASE WHEN min(shape) = 'N:1' THEN sum(settlement_amount) ELSE min(settlement_amount) END AS s,
                min(settlement_currency) AS sc, min(e_settlement_currency) AS esc, max(fx_rate) AS rate,
-               bool_or(overdue) AS late
+               {q.any_true("overdue")} AS late
         FROM rp WHERE shape <> '1:1' GROUP BY gid"""
     single = """
         SELECT gid, rule, shape, kind, currency, signed_amount AS e, expected_fee AS ef, gross AS g, fee AS f,
                net AS n, settlement_amount AS s, settlement_currency AS sc, e_settlement_currency AS esc,
                fx_rate AS rate, overdue AS late
         FROM rp WHERE shape = '1:1'"""
+    numerator, denominator = ratio(p.relative_tolerance)
     for source in (single, grouped):
         _x(session, f"""
             INSERT INTO recon_matches (id, run_id, live, outcome, rule, shape, rail, kind, currency, expected_amount,
                                        expected_fee, gross, fee, net, settlement_currency, settlement_amount,
                                        expected_settlement, batch_no, created_at)
             SELECT gid, :run, :live, outcome, rule, shape, :rail, kind, currency, e, ef, g, f, n, sc, s, se,
-                   CASE WHEN :live AND outcome IN ({settling}) THEN (gid / :chunk)::int END, :now
+                   CASE WHEN :live AND outcome IN ({settling}) THEN CAST(gid / :chunk AS INTEGER) END, :now
             FROM (SELECT c.*, {_outcome_sql()} AS outcome
                   FROM (SELECT x.*, CASE WHEN x.sc IS NULL THEN NULL
                                          WHEN x.rate IS NULL THEN x.s
-                                         ELSE round(x.n * x.rate)::bigint END AS se
+                                         ELSE {q.fx("x.n", "x.rate")} END AS se
                         FROM ({source}) x) c) classified""",
            run=p.run_id, live=p.live, rail=p.rail, chunk=p.chunk, now=p.now, tolerance=p.tolerance,
-           relative=p.relative_tolerance)
+           rel_num=numerator, rel_den=denominator)
     # Only the side a group has one of repeats in rp: DISTINCT there, not over every pair.
     _x(session, """INSERT INTO recon_match_items (match_id, item_id, claimed)
                    SELECT gid, item_id, :live FROM rp WHERE shape <> '1:N'
@@ -312,6 +339,7 @@ def record_pairs(session: Session, p: MatchParams) -> None:
 
 def record_leftovers(session: Session, p: MatchParams) -> None:
     """Duplicates, unexpected records and missing expectations (nothing is claimed)."""
+    q = sql(session)
     # A leftover record repeating a settled expectation (same key, kind, amount) is a
     # duplicate; rp holds what this run paired, the status what earlier runs did.
     # One EXISTS per key, so each is an index lookup (rail, key). A live run's own
@@ -324,11 +352,11 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
                                                        WHERE x.rail_reference = ri.rail_reference AND {same}))
                OR (ri.rrn <> '' AND EXISTS (SELECT 1 FROM recon_expectations x WHERE x.rrn = ri.rrn AND {same}))"""
     _x(session, f"""
-        CREATE TEMP TABLE rl ON COMMIT DROP AS
-        SELECT {_GID} AS gid, id, CASE WHEN {repeats} THEN 'repeats_settled' ELSE 'no_expectation' END AS rule
+        {q.temp_as("rl")}
+        SELECT {q.match_id} AS gid, id, CASE WHEN {repeats} THEN 'repeats_settled' ELSE 'no_expectation' END AS rule
         FROM ri
         UNION ALL
-        SELECT {_GID}, id, 'repeated_line' FROM rdup""", rail=p.rail)
+        SELECT {q.match_id}, id, 'repeated_line' FROM rdup""", rail=p.rail)
     _x(session, f"""
         INSERT INTO recon_matches (id, run_id, live, outcome, rule, shape, rail, kind, currency, gross, fee, net,
                                    settlement_currency, settlement_amount, created_at)
@@ -341,8 +369,8 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
     if p.cycle_date is None:
         return
     _x(session, f"""
-        CREATE TEMP TABLE rmiss ON COMMIT DROP AS
-        SELECT {_GID} AS gid, re.* FROM re WHERE re.missing_after < :cycle""", cycle=p.cycle_date)
+        {q.temp_as("rmiss")}
+        SELECT {q.match_id} AS gid, re.* FROM re WHERE re.missing_after < :cycle""", cycle=p.cycle_date)
     _x(session, f"""
         INSERT INTO recon_matches (id, run_id, live, outcome, rule, shape, rail, kind, currency, expected_amount,
                                    expected_fee, created_at)
@@ -355,8 +383,10 @@ def record_leftovers(session: Session, p: MatchParams) -> None:
 
 def leftovers_mode(session: Session) -> None:
     """From here on the statements start from the few lines and expectations left over
-    and look up their keys by index: nested loops are what they need."""
-    session.execute(text("SET LOCAL enable_nestloop = on"))
+    and look up their keys by index: nested loops are what they need (PostgreSQL;
+    SQLite's planner has no switch to turn back)."""
+    if sql(session).postgres:
+        session.execute(text("SET LOCAL enable_nestloop = on"))
 
 
 def settle_expectations(session: Session, p: MatchParams) -> None:
@@ -365,7 +395,7 @@ def settle_expectations(session: Session, p: MatchParams) -> None:
     links; nothing else about them changes."""
     if p.cycle_date is not None:
         _x(session, """
-            UPDATE recon_expectations x SET overdue_since_run_id = :run
+            UPDATE recon_expectations AS x SET overdue_since_run_id = :run
             FROM re WHERE x.id = re.id AND x.overdue_since_run_id IS NULL
               AND x.expected_settlement_date <= :cycle""", run=p.run_id, cycle=p.cycle_date)
 
@@ -381,3 +411,8 @@ def create_batches(session: Session, p: MatchParams) -> None:
         FROM recon_file_items WHERE file_id = :file
         GROUP BY settlement_date, COALESCE(settlement_currency, currency)
         ON CONFLICT DO NOTHING""", file=p.file_id, run=p.run_id, rail=p.rail, now=p.now)
+
+
+def finish(session: Session) -> None:
+    """The working set is dropped (at commit on PostgreSQL, here on SQLite)."""
+    sql(session).drop_temporary()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.db.types import utcnow
@@ -28,6 +28,7 @@ from settlement.reconciliation.models import (
     Resolution,
     WriteOffApproval,
 )
+from settlement.reconciliation.service.sql import sql
 
 SYSTEM = "system"
 KINDS = (Outcome.AMOUNT_MISMATCH, Outcome.MISSING, Outcome.UNEXPECTED, Outcome.DUPLICATE)
@@ -55,9 +56,10 @@ def open_for_run(session: Session, run_id: int) -> int:
     """Open an exception for every unbooked outcome of a live run (a missing
     expectation or batch already in the queue keeps its open exception). Returns how
     many were opened."""
+    q = sql(session)
     kinds = ", ".join(f"'{k.value}'" for k in KINDS)
     now = utcnow()
-    opened: Sequence[int] = session.execute(text(f"""
+    opened: Sequence[int] = q.run(f"""
         INSERT INTO recon_exceptions (kind, status, rail, currency, amount, run_id, match_id, expectation_id,
                                       item_id, line_id, batch_id, created_at, updated_at)
         SELECT m.outcome, 'open', m.rail,
@@ -75,12 +77,17 @@ def open_for_run(session: Session, run_id: int) -> int:
         FROM recon_matches m WHERE m.run_id = :run AND m.live AND m.outcome IN ({kinds})
         ORDER BY m.id
         ON CONFLICT DO NOTHING
-        RETURNING id"""), {"run": run_id, "now": now}).scalars().all()
+        RETURNING id""", run=run_id, now=now).scalars().all()
     if opened:
-        session.execute(text("""
+        # The run's exceptions with no action yet are the ones just opened (an
+        # exception is opened with its first action, in the same transaction).
+        empty = "CAST('{}' AS JSONB)" if q.postgres else "'{}'"
+        q.x(f"""
             INSERT INTO recon_exception_actions (exception_id, action, actor, reason, detail, created_at)
-            SELECT id, 'opened', :actor, 'run ' || run_id || ': ' || kind, CAST('{}' AS JSONB), :now
-            FROM recon_exceptions WHERE id = ANY(:ids)"""), {"ids": list(opened), "actor": SYSTEM, "now": now})
+            SELECT x.id, 'opened', :actor, 'run ' || x.run_id || ': ' || x.kind, {empty}, :now
+            FROM recon_exceptions x WHERE x.run_id = :run
+              AND NOT EXISTS (SELECT 1 FROM recon_exception_actions a WHERE a.exception_id = x.id)
+            ORDER BY x.id""", run=run_id, actor=SYSTEM, now=now)
     return len(opened)
 
 
@@ -88,21 +95,21 @@ def close_arrived_late(session: Session, run_id: int) -> int:
     """Missing-in-file exceptions whose expectation this run matched late are
     resolved (``arrived_late``, by ``system``); a write-off waiting for approval on
     one is rejected."""
+    q = sql(session)
     now = utcnow()
-    rows: Sequence[Any] = session.execute(text("""
-        UPDATE recon_exceptions x SET status = 'resolved', resolution = :resolution, resolved_by = :actor,
-               resolved_at = :now, updated_at = :now
-        FROM recon_match_expectations l JOIN recon_matches m ON m.id = l.match_id
-        WHERE m.run_id = :run AND m.outcome = :late AND l.claimed AND x.expectation_id = l.expectation_id
-          AND x.kind = :missing AND x.status <> 'resolved'
-        RETURNING x.id, m.id"""),
-        {"run": run_id, "late": Outcome.LATE.value, "missing": Outcome.MISSING.value,
-         "resolution": Resolution.ARRIVED_LATE.value, "actor": SYSTEM, "now": now}).all()
+    rows: Sequence[Any] = q.rows("""
+        SELECT x.id, m.id FROM recon_exceptions x
+        JOIN recon_match_expectations l ON l.expectation_id = x.expectation_id AND l.claimed
+        JOIN recon_matches m ON m.id = l.match_id
+        WHERE m.run_id = :run AND m.outcome = :late AND x.kind = :missing AND x.status <> 'resolved'
+        ORDER BY x.id""", run=run_id, late=Outcome.LATE.value, missing=Outcome.MISSING.value)
     for exception_id, match_id in rows:
-        session.execute(text("""
-            UPDATE recon_writeoff_approvals SET status = 'rejected', decided_by = :actor, decided_at = :now,
-                   decision_reason = 'the record arrived late' WHERE exception_id = :id AND status = 'pending'"""),
-                        {"actor": SYSTEM, "now": now, "id": exception_id})
+        q.x("""UPDATE recon_exceptions SET status = 'resolved', resolution = :resolution, resolved_by = :actor,
+                      resolved_at = :now, updated_at = :now WHERE id = :id""",
+            resolution=Resolution.ARRIVED_LATE.value, actor=SYSTEM, now=now, id=exception_id)
+        q.x("""UPDATE recon_writeoff_approvals SET status = 'rejected', decided_by = :actor, decided_at = :now,
+                      decision_reason = 'the record arrived late' WHERE exception_id = :id AND status = 'pending'""",
+            actor=SYSTEM, now=now, id=exception_id)
         record_action(session, exception_id, "arrived_late", SYSTEM,
                       f"matched late by run {run_id}", detail={"match_id": match_id})
     return len(rows)
@@ -153,7 +160,7 @@ def assign(session: Session, exception_id: int, *, assignee: str | None, actor: 
 
 
 def counts(session: Session) -> dict[str, int]:
-    rows: Sequence[Any] = session.execute(text("SELECT status, count(*) FROM recon_exceptions GROUP BY status")).all()
+    rows: Sequence[Any] = sql(session).rows("SELECT status, count(*) FROM recon_exceptions GROUP BY status")
     found = {s.value: 0 for s in ExceptionStatus}
     found.update({str(status): int(n) for status, n in rows})
     return found

@@ -28,7 +28,27 @@ COLORS = {Outcome.MATCHED: "#2e7d32", Outcome.FEE_VARIANCE: "#f9a825", Outcome.F
           Outcome.LATE: "#6a1b9a", Outcome.AMOUNT_MISMATCH: "#c62828", Outcome.MISSING: "#37474f",
           Outcome.UNEXPECTED: "#1565c0", Outcome.DUPLICATE: "#ad1457"}
 
+#: One page of a run's results: the page's matches first (by the run's index), then
+#: for each its first record (or statement line) and its first expectation.
 _QUERY = """
+    WITH page AS (
+        SELECT m.* FROM recon_matches m
+        WHERE m.run_id = :run AND (CAST(:outcome AS text) IS NULL OR m.outcome = :outcome) AND m.id > :after
+          AND (NOT :problems OR m.outcome <> 'matched')
+        ORDER BY m.id LIMIT :limit),
+    records AS (
+        SELECT u.*, row_number() OVER (PARTITION BY u.match_id ORDER BY u.line_number) AS n FROM (
+            SELECT x.match_id, f.line_number, f.reference, f.rail_reference, f.rrn
+            FROM page p JOIN recon_match_items x ON x.match_id = p.id JOIN recon_file_items f ON f.id = x.item_id
+            UNION ALL
+            SELECT x.match_id, l.line_number, l.end_to_end_id, l.bank_reference, ''
+            FROM page p JOIN recon_match_lines x ON x.match_id = p.id
+            JOIN recon_statement_lines l ON l.id = x.line_id) u),
+    expected AS (
+        SELECT x.match_id, r.id, r.reference, r.payment_id,
+               row_number() OVER (PARTITION BY x.match_id ORDER BY r.id) AS n
+        FROM page p JOIN recon_match_expectations x ON x.match_id = p.id
+        JOIN recon_expectations r ON r.id = x.expectation_id)
     SELECT m.id AS match_id, m.outcome, m.rule, m.shape, m.kind, m.currency, m.expected_amount, m.gross, m.fee,
            m.net, m.expected_fee, m.settlement_currency, m.settlement_amount, m.expected_settlement, m.batch_no,
            b.entry_id, i.line_number, i.reference, i.rail_reference, i.rrn, e.id AS expectation_id,
@@ -37,20 +57,11 @@ _QUERY = """
            (SELECT count(*) FROM recon_match_lines x WHERE x.match_id = m.id) AS records,
            (SELECT count(*) FROM recon_match_expectations x WHERE x.match_id = m.id) +
            (SELECT count(*) FROM recon_match_batches x WHERE x.match_id = m.id) AS expectations
-    FROM recon_matches m
+    FROM page m
     LEFT JOIN recon_bookings b ON b.run_id = m.run_id AND b.batch_no = m.batch_no
-    LEFT JOIN LATERAL (SELECT f.line_number, f.reference, f.rail_reference, f.rrn FROM recon_match_items x
-                       JOIN recon_file_items f ON f.id = x.item_id WHERE x.match_id = m.id
-                       UNION ALL
-                       SELECT l.line_number, l.end_to_end_id, l.bank_reference, '' FROM recon_match_lines x
-                       JOIN recon_statement_lines l ON l.id = x.line_id WHERE x.match_id = m.id
-                       ORDER BY 1 LIMIT 1) i ON true
-    LEFT JOIN LATERAL (SELECT r.id, r.reference, r.payment_id FROM recon_match_expectations x
-                       JOIN recon_expectations r ON r.id = x.expectation_id WHERE x.match_id = m.id
-                       ORDER BY r.id LIMIT 1) e ON true
-    WHERE m.run_id = :run AND (CAST(:outcome AS text) IS NULL OR m.outcome = :outcome) AND m.id > :after
-      AND (NOT :problems OR m.outcome <> 'matched')
-    ORDER BY m.id LIMIT :limit"""
+    LEFT JOIN records i ON i.match_id = m.id AND i.n = 1
+    LEFT JOIN expected e ON e.match_id = m.id AND e.n = 1
+    ORDER BY m.id"""
 
 
 def _money(value: int | None, currency: str | None) -> str:

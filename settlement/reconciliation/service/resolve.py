@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.db.types import utcnow
@@ -46,6 +46,7 @@ from settlement.reconciliation.models import (
 from settlement.reconciliation.service import pairing
 from settlement.reconciliation.service.booking import STATEMENT, Totals, book_one, post_amounts
 from settlement.reconciliation.service.queue import check_reason, get_exception, record_action
+from settlement.reconciliation.service.sql import sql
 
 
 class Action(enum.StrEnum):
@@ -151,12 +152,13 @@ def _close_counterpart_search(session: Session, exception: ReconException, statu
     """A missing expectation or batch that is ignored or written off is no longer looked for."""
     if exception.kind != Outcome.MISSING.value:
         return
+    q = sql(session)
     if exception.expectation_id is not None:
-        session.execute(text("UPDATE recon_expectations SET status = :s, closed_at = :now WHERE id = :id "
-                             "AND status = 'open'"), {"s": status, "now": utcnow(), "id": exception.expectation_id})
+        q.x("UPDATE recon_expectations SET status = :s, closed_at = :now WHERE id = :id AND status = 'open'",
+            s=status, now=utcnow(), id=exception.expectation_id)
     if exception.batch_id is not None:
-        session.execute(text("UPDATE recon_settlement_batches SET status = :s WHERE id = :id AND status = 'open'"),
-                        {"s": status, "id": exception.batch_id})
+        q.x("UPDATE recon_settlement_batches SET status = :s WHERE id = :id AND status = 'open'",
+            s=status, id=exception.batch_id)
 
 
 def _key(exception: ReconException) -> str:

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from settlement.db.types import utcnow
-from settlement.reconciliation.errors import FileAlreadyReconciled, NeedsPostgres, RunNotFound
-from settlement.reconciliation.models import Match, Outcome, ReconFile, Run, RunStatus, RunStep, Step
+from settlement.reconciliation.errors import FileAlreadyReconciled, RunNotFound
+from settlement.reconciliation.models import FileItem, Match, Outcome, ReconFile, Run, RunStatus, RunStep, Step
+from settlement.reconciliation.models import StatementLine as Line
 from settlement.reconciliation.service.files import get_file
 
 STEPS = (Step.LOAD, Step.MATCH, Step.BOOK)
@@ -27,14 +28,8 @@ UNSETTLED = ("e.status = 'open' AND NOT EXISTS (SELECT 1 FROM recon_match_expect
              "WHERE m.expectation_id = e.id AND m.claimed)")
 
 
-def require_postgres(session: Session) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        raise NeedsPostgres("reconciliation runs need PostgreSQL (SETTLEMENT_DATABASE_URL=postgresql+psycopg://...)")
-
-
 def create_run(session: Session, *, file_id: int, dry_run: bool, actor: str) -> Run:
     """A queued run of the file (its steps pending)."""
-    require_postgres(session)
     file = get_file(session, file_id)
     if not dry_run:
         existing = live_run_of(session, file_id)
@@ -123,12 +118,13 @@ def fail(session: Session, run_id: int, code: str, message: str) -> None:
 
 def set_cycle_date(session: Session, run: Run) -> dt.date | None:
     """The file's latest settlement date (a statement's latest booking date)."""
+    # Typed selects: SQLite keeps dates as text, and these read them back as dates.
     if run.kind == "statement":
-        day = session.execute(text("SELECT max(COALESCE(booking_date, value_date)) FROM recon_statement_lines "
-                                   "WHERE file_id = :f"), {"f": run.file_id}).scalar()
+        day = session.execute(select(func.max(func.coalesce(Line.booking_date, Line.value_date)))
+                              .where(Line.file_id == run.file_id)).scalar()
     else:
-        day = session.execute(text("SELECT max(settlement_date) FROM recon_file_items WHERE file_id = :f"),
-                              {"f": run.file_id}).scalar()
+        day = session.execute(select(func.max(FileItem.settlement_date))
+                              .where(FileItem.file_id == run.file_id)).scalar()
     run.cycle_date = day
     return day
 
