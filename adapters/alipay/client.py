@@ -23,8 +23,10 @@ currency) and ``rmb_amount`` (what the buyer pays), which become ``RailResult.fx
 
 References: ``rail_reference`` is the ``trade_no`` of a sale and the ``auth_no`` of a
 pre-authorization; captures, voids and refunds of a pre-authorization all name its
-``auth_no`` (the capture's own ``trade_no`` is in ``raw``). Refunding an ``auth_no``
-refunds the trades paid from it, newest first.
+``auth_no``. A capture is a trade of its own: its ``trade_no`` is the result's ``rrn``
+(and in ``raw``), as a sale's is; the settlement file lists the capture under that
+``trade_no`` (``Transaction_id``), which is how reconciliation finds it. Refunding an
+``auth_no`` refunds the trades paid from it, newest first.
 """
 
 from __future__ import annotations
@@ -135,9 +137,10 @@ class AlipayRail:
             response = answer_for(self._gateway.call("alipay.trade.pay", biz, notify_url=notify_url),
                                   out_trade_no=request.reference)
             status = TxnStatus.PENDING if response.get("code") == "10003" else TxnStatus.CAPTURED
-            return result(request.reference, text(response, "trade_no"), status=status,
+            trade_no = text(response, "trade_no")
+            return result(request.reference, trade_no, status=status,
                           amount=amount(response, "total_amount", request.currency),
-                          currency=request.currency, response=response)
+                          currency=request.currency, response=response, rrn=trade_no)
         biz = {"out_order_no": request.reference, "out_request_no": request.reference, "order_title": title,
                "amount": major, "payer_user_id": buyer, "product_code": "PRE_AUTH", **forex}
         response = answer_for(self._gateway.call("alipay.fund.auth.order.freeze", biz, notify_url=notify_url),
@@ -152,7 +155,7 @@ class AlipayRail:
         with ``alipay.trade.pay``; ``out_trade_no`` is our capture reference, so a retry
         answers the original trade. ``final`` sends ``auth_confirm_mode=COMPLETE``
         (Alipay unfreezes the rest), otherwise ``NOT_COMPLETE`` (more captures follow).
-        CAPTURED; ``raw["trade_no"]`` is the capture's own trade."""
+        CAPTURED; ``rrn`` (and ``raw["trade_no"]``) is the capture's own trade."""
         biz = {"out_trade_no": request.reference, "auth_no": request.rail_reference,
                "total_amount": codec.to_major(request.amount, request.currency),
                "subject": request.reference, "product_code": "PRE_AUTH",
@@ -161,7 +164,7 @@ class AlipayRail:
         response = answer_for(self._gateway.call("alipay.trade.pay", biz), out_trade_no=request.reference)
         return result(request.reference, request.rail_reference, status=TxnStatus.CAPTURED,
                       amount=amount(response, "total_amount", request.currency), currency=request.currency,
-                      response=response)
+                      response=response, rrn=text(response, "trade_no"))
 
     def void(self, request: VoidRequest) -> RailResult:
         """Unfreeze ``amount`` of a pre-authorization (``alipay.fund.auth.order.unfreeze``,

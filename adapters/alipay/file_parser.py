@@ -23,6 +23,7 @@ from .file_format import CHUNK_BYTES, COLUMNS, MAX_LINE_BYTES, MAX_SKIP_BYTES, T
 _CNY_PLACES = EXPONENTS[HOME_CURRENCY]
 _TWO_PLACE_CURRENCIES = frozenset(code for code, places in EXPONENTS.items() if places == 2)
 _PAYMENT = RecordType.PAYMENT
+_PAYOUT = RecordType.PAYOUT
 _SCALE: dict[int, int] = {places: 10 ** places for places in set(EXPONENTS.values())}
 _MAX_DIGITS = 15
 _CACHE_LIMIT = 4096
@@ -213,7 +214,7 @@ class _Parser:
         append = out.append
         columns, rail, dates, rates = self.columns, self.rail, self.dates, self.rates
         two_places, two_place_currencies, types, build = _TWO_PLACES, _TWO_PLACE_CURRENCIES, TYPE_CODES, _build
-        payment, home, date_of, rate_of = _PAYMENT, HOME_CURRENCY, self._date, self._rate
+        payment, payout, home, date_of, rate_of = _PAYMENT, _PAYOUT, HOME_CURRENCY, self._date, self._rate
         exact = columns == len(COLUMNS)
         number = self.line_number
         consecutive = self.consecutive
@@ -263,9 +264,12 @@ class _Parser:
                     raise _FieldError("Rate", f"a {currency} record needs its rate to CNY")
                 else:
                     rate = settlement_amount = settlement_currency = None
+                # A payment's (or transfer's) Transaction_id is the settled operation's own
+                # id: the rrn. A refund's or chargeback's names the trade it reverses.
+                own = rail_reference if record_type is payment or record_type is payout else ""
                 append(build(rail, number, record_type, rail_reference, reference, gross, fee, net, currency,
                              dates.get(paid_at) or date_of(paid_at, "Payment_time"),
-                             dates.get(settled_at) or date_of(settled_at, "Settlement_time"), "", "",
+                             dates.get(settled_at) or date_of(settled_at, "Settlement_time"), own, "",
                              settlement_amount, settlement_currency, rate, status))
                 consecutive = 0
             except _FieldError as exc:

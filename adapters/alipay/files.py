@@ -7,7 +7,12 @@ header)::
 
 * ``Partner_transaction_id``: our reference (the sale's ``out_trade_no``, the
   pre-authorization's ``out_order_no`` for its captures, the refund's
-  ``out_request_no``, the transfer's ``out_biz_no``); ``Transaction_id``: Alipay's.
+  ``out_request_no``, the transfer's ``out_biz_no``); ``Transaction_id``: Alipay's
+  (a sale's or a capture's own ``trade_no``, the refunded trade's for a refund, the
+  transfer's ``order_id``). It is the record's ``rail_reference``, and for payments
+  and transfers, where it names the settled operation itself, its ``rrn`` too: a
+  capture of a pre-authorization is found by it (its expectation names the
+  ``auth_no`` as rail reference and the capture's ``trade_no`` as RRN).
 * ``Amount``, ``Fee``, ``Settlement`` are in ``Currency`` (the price currency), as
   decimal strings in its major unit; ``Settlement`` = ``Amount`` - ``Fee``.
   ``Rmb_amount`` and ``Rmb_settlement`` are the same in CNY at ``Rate`` (CNY per unit of

@@ -58,8 +58,9 @@ def query_trade(gateway: Gateway, reference: str) -> RailResult | None:
         status = TxnStatus.REFUNDED if trade.get("send_pay_date") else TxnStatus.VOIDED
     if status is None:
         raise Malformed(f"alipay.trade.query answered trade_status {state!r}", rail=RAIL)
-    return result(reference, text(trade, "trade_no"), status=status, amount=amount(trade, "total_amount", currency),
-                  currency=currency, response=trade)
+    trade_no = text(trade, "trade_no")
+    return result(reference, trade_no, status=status, amount=amount(trade, "total_amount", currency),
+                  currency=currency, response=trade, rrn=trade_no)
 
 
 def query_refund(gateway: Gateway, request: QueryRequest) -> RailResult | None:

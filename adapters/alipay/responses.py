@@ -13,12 +13,14 @@ from .codec import HOME_CURRENCY, RAIL, AmountError
 
 
 def result(reference: str, rail_reference: str, *, status: TxnStatus, amount: int, currency: str,
-           response: Mapping[str, Any]) -> RailResult:
-    """A :class:`RailResult` carrying the gateway's answer in ``raw``."""
+           response: Mapping[str, Any], rrn: str = "") -> RailResult:
+    """A :class:`RailResult` carrying the gateway's answer in ``raw``; ``rrn`` is the
+    operation's own id where it has one (the ``trade_no`` of a sale or a capture: the
+    ``Transaction_id`` its settlement line carries)."""
     return RailResult(rail=RAIL, reference=reference, rail_reference=rail_reference, status=status,
                       amount=amount, currency=currency, response_code=str(response.get("code", "")),
                       approval_code=str(response.get("trade_no") or response.get("operation_id") or ""),
-                      fx=fx(response), raw={k: str(v) for k, v in response.items()})
+                      rrn=rrn, fx=fx(response), raw={k: str(v) for k, v in response.items()})
 
 
 def answer_for(response: dict[str, Any], **expected: str) -> dict[str, Any]:

@@ -3,7 +3,11 @@ rail's simulator writes its settlement file with a discrepancy of every kind, fi
 reconciles over the API; then a second day's files (the late records, and a date past
 the SLA of the missing ones). Exact counts of each outcome; exact ledger balances:
 receivables cleared for what was booked, fees and FX gain/loss equal to the file's
-fees and the injected differences."""
+fees and the injected differences. On every rail a pre-authorization is captured in
+two equal parts: each capture is its own line, listed under the authorization's
+references, and pairs 1:1 with its own expectation by the operation's RRN (Alipay's
+capture trade_no). The whole day runs on PostgreSQL and on SQLite, with the same
+numbers."""
 
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ from sqlalchemy import select
 from adapters.alipay.files import parse_settlement
 from adapters.base import Discrepancy, DiscrepancyKind, FeeSchedule, SettlementRecord
 from adapters.registry import get_rail_plugin
+from settlement.payments.models import PaymentAttempt
 from settlement.payments.rails import Rails
-from settlement.reconciliation.models import Expectation
+from settlement.reconciliation.models import Expectation, Match, MatchExpectation
 from tests.api.conftest import bearer
 from tests.api.payflow import CARDS, merchant, net, post
 from tests.conftest import Database
@@ -81,6 +86,22 @@ def _sale(api: TestClient, headers: dict[str, str], seller: int, rail: str, mino
     return {"id": made.json()["id"], "reference": operation["reference"], "amount": minor}
 
 
+def _captured_twice(api: TestClient, headers: dict[str, str], seller: int, rail: str, minor: int) -> list[int]:
+    """A pre-authorization of ``minor``, captured in two equal parts; the parts."""
+    made = post(api, "/v1/payments", {"amount": _amount(minor), "currency": CURRENCY[rail], "merchant_id": seller,
+                                      "rail": rail, "payment_method": CARDS[rail], "capture_method": "manual"},
+                headers)
+    assert made.status_code == 201, made.text
+    half = minor // 2
+    first = post(api, f"/v1/payments/{made.json()['id']}/capture", {"amount": _amount(half), "final": False},
+                 headers)
+    assert first.status_code in (200, 201), first.text
+    second = post(api, f"/v1/payments/{made.json()['id']}/capture", {"final": True}, headers)
+    assert second.status_code in (200, 201), second.text
+    assert second.json()["state"] == "captured", second.json()
+    return [half, minor - half]
+
+
 def _reconcile(api: TestClient, finance: dict[str, str], rail: str, data: bytes, name: str) -> dict[str, Any]:
     uploaded = api.post("/v1/reconciliation/files", headers=finance, data={"kind": "settlement", "rail": rail},
                         files={"file": (name, data, "application/octet-stream")})
@@ -122,6 +143,7 @@ def test_a_day_of_payments_reconciled_across_three_rails(
         assert refunded.status_code == 201, refunded.text
         refunds[rail] = 2_000
     forex = _sale(api, checkout, sellers["RUB"], "alipay", 123_400, currency="RUB")
+    captures = {rail: _captured_twice(api, checkout, sellers[CURRENCY[rail]], rail, 6_000) for rail in RAILS}
     paid = post(api, "/v1/payouts", {"merchant_id": sellers["CNY"], "amount": "50.00"}, checkout)
     assert paid.status_code == 201, paid.text
     assert paid.json()["state"] == "paid"
@@ -156,15 +178,19 @@ def test_a_day_of_payments_reconciled_across_three_rails(
     zero = {"matched": 0, "fee_variance": 0, "fx_variance": 0, "late": 0, "amount_mismatch": 0,
             "missing_in_file": 0, "unexpected_in_file": 0, "duplicate": 0}
     for rail in RAILS:
-        # Day one: 9 sales and a refund (and the payout, the forex sale); 4 sales not plainly matched.
+        # Day one: 9 sales, a refund and two captures (and the payout, the forex sale); 4 sales not
+        # plainly matched.
         extra = {"unionpay": 1, "alipay": 0, "mir": 0}[rail]
-        matched = SALES + 1 + extra - 4
+        matched = SALES + 1 + len(captures[rail]) + extra - 4
         one = {**zero, "matched": matched, "fee_variance": 1, "amount_mismatch": 1, "duplicate": 1,
                "unexpected_in_file": 3}
         if rail == "alipay":
             one["fx_variance"] = 1
         assert runs_one[rail]["summary"]["outcomes"] == one, rail
         assert runs_two[rail]["summary"]["outcomes"] == {**zero, "matched": 1, "late": 1, "missing_in_file": 1}, rail
+    # Each capture of the pre-authorizations paired with its own expectation, one to one, by its RRN.
+    paired = [(rail, shape, rule) for rail, shape, rule, _ in _capture_matches(database)]
+    assert sorted(paired) == sorted((rail, "1:1", "exact:rrn") for rail in RAILS for _ in (1, 2))
 
     balances = net(database.factory)     # credits - debits
     # FX: the rail paid the forex sale's net at a rate 1 % above the one it quoted.
@@ -187,7 +213,7 @@ def test_a_day_of_payments_reconciled_across_three_rails(
         # The receivable keeps exactly what was not booked: the mismatched and the missing sale.
         assert -balances[f"rail:{rail}:receivable:{cur}"] == unbooked, rail
         booked = [a for n, a in enumerate(amounts) if n not in (ON[DiscrepancyKind.AMOUNT_DIFFERS],
-                                                               ON[DiscrepancyKind.MISSING])]
+                                                               ON[DiscrepancyKind.MISSING])] + captures[rail]
         fees = sum(FEES[rail].fee_for(a) for a in booked) + FEE_DELTA
         assert -balances[f"rail:{rail}:fees:{cur}"] == fees, rail
         clearing[cur] += sum(booked) - fees - refunds[rail] - (5_000 if rail == "unionpay" else 0)
@@ -200,3 +226,14 @@ def test_a_day_of_payments_reconciled_across_three_rails(
     assert sorted((e["rail"], e["kind"]) for e in exceptions if e["status"] == "open") == sorted(
         (rail, kind) for rail in RAILS for kind in ("amount_mismatch", "duplicate", "unexpected_in_file",
                                                     "unexpected_in_file", "unexpected_in_file", "missing_in_file"))
+
+
+def _capture_matches(database: Database) -> list[tuple[str, str, str, str]]:
+    """(rail, shape, rule, outcome) of every match covering a capture's expectation."""
+    with database.factory() as session:
+        return [tuple(row) for row in session.execute(
+            select(Match.rail, Match.shape, Match.rule, Match.outcome)
+            .join(MatchExpectation, MatchExpectation.match_id == Match.id)
+            .join(Expectation, Expectation.id == MatchExpectation.expectation_id)
+            .join(PaymentAttempt, PaymentAttempt.reference == Expectation.reference)
+            .where(PaymentAttempt.operation == "capture", MatchExpectation.claimed))]

@@ -53,13 +53,15 @@ def test_reads_payments_forex_and_refunds() -> None:
     assert payment == SettlementRecord(
         rail="alipay", line_number=2, record_type=RecordType.PAYMENT, rail_reference="2026010522000001",
         reference="ord-1", gross=100_00, fee=60, net=99_40, currency="CNY", transaction_date=DAY,
-        settlement_date=DAY + dt.timedelta(days=1), status="L")
+        settlement_date=DAY + dt.timedelta(days=1), rrn="2026010522000001", status="L")
     assert isinstance(forex, SettlementRecord)
     assert (forex.currency, forex.gross, forex.net, forex.fx_rate, forex.settlement_amount,
             forex.settlement_currency) == ("RUB", 1000_00, 988_00, Decimal("0.0785"), 77_56, "CNY")
     assert isinstance(refund, SettlementRecord)
     assert (refund.record_type, refund.gross, refund.net, refund.line_number) == (RecordType.REFUND, -40_00,
                                                                                  -40_00, 4)
+    # A payment's Transaction_id is its own trade (the rrn); a refund's names the trade refunded.
+    assert (forex.rrn, refund.rrn, refund.rail_reference) == ("2026010522000002", "", "2026010522000001")
 
 
 def test_refund_amount_may_be_written_without_its_sign() -> None:
@@ -206,7 +208,9 @@ def test_write_then_parse_gives_back_every_record(written: list[SettlementRecord
     buffer = io.BytesIO()
     assert write_settlement(buffer, written) == len(written)
     buffer.seek(0)
-    expected = [dataclasses.replace(r, line_number=n) for n, r in enumerate(written, start=2)]
+    own = (RecordType.PAYMENT, RecordType.PAYOUT)
+    expected = [dataclasses.replace(r, line_number=n, rrn=r.rail_reference if r.record_type in own else "")
+                for n, r in enumerate(written, start=2)]
     assert list(parse_settlement(buffer)) == expected
 
 

@@ -54,6 +54,9 @@ def test_freeze_two_partial_captures_partial_refund_then_void_the_rest(sim: Alip
     second = rail.capture(CaptureRequest(reference=new_reference("cap"), rail_reference=auth_no, amount=200_00,
                                          currency=CNY, final=False))
     assert second.raw["trade_no"] != captured.raw["trade_no"]
+    # Each capture is a trade of its own: its trade_no is the result's rrn (the query's too).
+    assert (captured.rrn, second.rrn) == (captured.raw["trade_no"], second.raw["trade_no"])
+    assert rail.query(QueryRequest(reference=first.reference, operation="capture")).rrn == captured.rrn
     assert rail.query(QueryRequest(reference=order)).raw["rest_amount"] == "500.00"
 
     refund = RefundRequest(reference=new_reference("ref"), rail_reference=auth_no, amount=150_00, currency=CNY)
@@ -80,10 +83,12 @@ def test_freeze_two_partial_captures_partial_refund_then_void_the_rest(sim: Alip
     assert sim.transaction_status(order) is TxnStatus.REFUNDED
 
     records = settled(sim, rail)
-    payments = sorted((r.gross, r.fee, r.net, r.rail_reference) for r in records
+    payments = sorted((r.gross, r.fee, r.net, r.rail_reference, r.rrn) for r in records
                       if r.reference == order and r.record_type is RecordType.PAYMENT)
-    assert payments == [(200_00, 1_20, 198_80, second.raw["trade_no"]),
-                        (300_00, 1_80, 298_20, captured.raw["trade_no"])]
+    # Listed under the authorization's reference, each capture with its own trade_no in
+    # both rail_reference and rrn: the key its expectation (auth_no, rrn) shares with it.
+    assert payments == [(200_00, 1_20, 198_80, second.rrn, second.rrn),
+                        (300_00, 1_80, 298_20, captured.rrn, captured.rrn)]
     refunds = [r for r in records if r.reference == refund.reference]
     assert [(r.record_type, r.gross, r.net, r.rail_reference) for r in refunds] == [
         (RecordType.REFUND, -150_00, -150_00, second.raw["trade_no"])]
