@@ -1,7 +1,7 @@
 """HTTP API throughput: payments created and captured, and balance reads.
 
-    python bench/api.py                      # defaults: 2 server workers, pool 5, 32 clients, 15 s per scenario
-    python bench/api.py --workers 2 --pool-size 5 --clients 32 --seconds 20
+    python bench/api.py                      # defaults: 2 server workers, pool 20, 32 clients, 15 s per scenario
+    python bench/api.py --workers 2 --pool-size 20 --clients 32 --seconds 20
 
 What runs (all on this machine, on loopback):
 
@@ -286,7 +286,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--pool-size", type=int, default=5,
+    # Enough connections per worker for every request it takes at once (32 clients over
+    # the workers): a smaller pool opens and closes overflow connections all the time.
+    parser.add_argument("--pool-size", type=int, default=20,
                         help="database connections per API worker (SETTLEMENT_DATABASE_POOL_SIZE)")
     parser.add_argument("--scenarios", default="sale,auth+capture,balance")
     parser.add_argument("--pg-host", default=os.environ.get("SETTLEMENT_TEST_PG_HOST", "127.0.0.1"))
