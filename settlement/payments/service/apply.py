@@ -132,10 +132,13 @@ def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: Pa
 
 
 def _lock(session: Session, attempt_id: int, payment_id: int | None) -> tuple[Payment, PaymentAttempt]:
-    """The attempt and its payment, the payment row locked, both read afresh: one
-    statement."""
+    """The attempt and its payment, both rows locked and read afresh: one statement.
+    Both are locked because PostgreSQL, after waiting for a lock, re-reads only the
+    locked rows: with the payment alone locked, a second applier of the same outcome
+    (the request and the rail's notification at once) would see the attempt as it was
+    before the first committed, still pending, and apply it again."""
     query = (select(Payment, PaymentAttempt).join(PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
-             .where(PaymentAttempt.id == attempt_id).with_for_update(of=Payment)
+             .where(PaymentAttempt.id == attempt_id).with_for_update(of=(Payment, PaymentAttempt))
              .execution_options(populate_existing=True))
     if payment_id is not None:
         query = query.where(Payment.id == payment_id)
