@@ -2,9 +2,12 @@
 every payment (rail, currency, amount, seller, what happens to it), and the
 discrepancies each rail's settlement file and the bank statement will carry.
 
-Everything here is pure: the same seed and count give the same day. Which payment a
-discrepancy lands on is picked among the plain sales (captured once, never refunded),
-so each discrepancy has exactly one outcome in reconciliation:
+Everything here is pure: the same seed and count give the same day. Every rail takes
+every scenario (Alipay's pre-authorizations too: each capture is a trade of its own,
+settled on its own line and paired with its own expectation by its ``trade_no``),
+except that cross-border wallet payments are sales. Which payment a discrepancy lands
+on is picked among the plain sales (captured once, never refunded), so each
+discrepancy has exactly one outcome in reconciliation:
 
 =================  ============================================  ==================
 discrepancy        what the file says                            outcome
@@ -184,12 +187,6 @@ def _payment(rng: random.Random) -> PlannedPayment:
     scenario = rng.choices([s for s, _ in MIX], weights=[w for _, w in MIX])[0]
     if currency != CURRENCY[rail]:
         scenario = Scenario.SALE    # cross-border wallet payments are sales
-    elif rail == "alipay" and scenario in MANUAL:
-        # Alipay settles a captured pre-authorization as a new trade (its own trade_no, under
-        # the authorization's reference) while the capture's expectation names the
-        # authorization's auth_no: reconciliation cannot pair them yet. Wallet payments
-        # here are sales, so every outcome the demo shows is one it injected.
-        scenario = Scenario.SALE
     return PlannedPayment(0, rail, currency, _amount(rng, currency), seller, scenario)
 
 

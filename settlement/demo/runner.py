@@ -63,13 +63,7 @@ class Demo:
         statement, statement_injected = settle.write_statement(files, settlement_day, out / "files")
         _write_injected(out / "discrepancies.json", files, statement_injected)
         lap("files")
-        if running.settings.is_postgres:
-            self._reconcile(running, keys, plan, files, statement=statement, summary=summary)
-        else:
-            message = ("reconciliation skipped: its runs are set-based SQL for PostgreSQL; the files are in "
-                       f"{out / 'files'} (run the demo without --database-url, or on PostgreSQL, to reconcile)")
-            summary.notes.append(message)
-            self.reporter.note(message)
+        self._reconcile(running, keys, plan, files, statement=statement, summary=summary)
         lap("reconciliation")
         self.reporter.begin("Sealing the journal and signing a checkpoint")
         size, root = audit.seal(running.factory, running.settings)

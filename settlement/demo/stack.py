@@ -1,7 +1,7 @@
 """Everything the demo runs, started and stopped in order: its folder, the database
-(a private PostgreSQL cluster, or the one it is given), the rails' simulators on
-loopback ports, the service's settings, the API under uvicorn in a thread and, with
-a broker, a real Celery worker process.
+(the embedded default, a SQLite file in the demo's folder, or the one it is given),
+the rails' simulators on loopback ports, the service's settings, the API under
+uvicorn in a thread and, with a broker, a real Celery worker process.
 
 The service reads its settings from ``SETTLEMENT_*`` variables wherever it runs
 (inline tasks in this process, the worker in its own), so the stack sets them in
@@ -31,7 +31,6 @@ from settlement.db import SessionFactory, make_session_factory
 from settlement.db.migrate import upgrade
 from settlement.demo.errors import DemoDatabaseInUse, DemoDatabaseUnavailable
 from settlement.demo.network import BackgroundServer, free_port
-from settlement.demo.postgres import PostgresUnavailable, PrivatePostgres, find_binaries
 from settlement.demo.progress import Reporter
 from settlement.journal.keys import keygen
 
@@ -77,7 +76,6 @@ class Stack:
         self.options = options
         self.reporter = reporter
         self.out = options.out
-        self._postgres: PrivatePostgres | None = None
         self._simulators: dict[str, RailSimulator] = {}
         self._server: BackgroundServer | None = None
         self._worker: subprocess.Popen[bytes] | None = None
@@ -130,33 +128,21 @@ class Stack:
         return self.running
 
     def _database(self) -> tuple[str, str]:
-        """The database URL and how to describe it."""
+        """The database URL and how to describe it: the one given, else the embedded
+        default, a new SQLite file in the demo's folder."""
         given = self.options.database_url
-        if given:
-            url = Settings(database_url=given).database_url
-            if url.startswith("postgresql"):
-                self.reporter.begin("Preparing the PostgreSQL database")
-                _create_if_missing(url)
-                _refuse_used(url)
-                self.reporter.end(_safe(url))
-                return url, f"PostgreSQL {_safe(url)}"
-            _refuse_used(url)
-            return url, f"SQLite {make_url(url).database}"
-        binaries = find_binaries()
-        if binaries is None:
+        if not given:
             path = self.out / "settlement.db"
-            self.reporter.note("No PostgreSQL server binaries found: using a SQLite file. Reconciliation needs "
-                               "PostgreSQL and is skipped (install the postgresql package, or pass "
-                               "--database-url postgresql+psycopg://...).")
             return f"sqlite:///{path}", f"SQLite {path}"
-        self.reporter.begin("Starting a private PostgreSQL server")
-        self._postgres = PrivatePostgres(binaries, log_file=self.out / "logs" / "postgres.log")
-        try:
-            self._postgres.start()
-        except PostgresUnavailable as exc:
-            raise DemoDatabaseUnavailable(str(exc)) from None
-        self.reporter.end(f"127.0.0.1:{self._postgres.port}, removed when the demo ends")
-        return self._postgres.url, f"private PostgreSQL on 127.0.0.1:{self._postgres.port} (temporary)"
+        url = Settings(database_url=given).database_url
+        if url.startswith("postgresql"):
+            self.reporter.begin("Preparing the PostgreSQL database")
+            _create_if_missing(url)
+            _refuse_used(url)
+            self.reporter.end(_safe(url))
+            return url, f"PostgreSQL {_safe(url)}"
+        _refuse_used(url)
+        return url, f"SQLite {make_url(url).database}"
 
     def _signing_key(self) -> Path:
         folder = self.out / "keys"
@@ -243,8 +229,6 @@ class Stack:
         use_session_factory(None)
         for simulator in reversed(list(self._simulators.values())):
             simulator.stop()
-        if self._postgres is not None:
-            self._postgres.stop()
         for name, value in self._environment.items():
             if value is None:
                 os.environ.pop(name, None)

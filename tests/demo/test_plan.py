@@ -37,6 +37,12 @@ def test_discrepancies_land_on_plain_sales(seed: int) -> None:
         assert converted == (d.kind is DiscrepancyKind.FX_RATE_DIFFERS)
 
 
+def test_every_rail_takes_pre_authorizations() -> None:
+    scenarios = {rail: {p.scenario for p in make_plan(300, 7).payments if p.rail == rail} for rail in CURRENCY}
+    for rail, seen in scenarios.items():
+        assert {Scenario.CAPTURE, Scenario.PARTIAL_CAPTURE, Scenario.TWO_CAPTURES, Scenario.VOID} <= seen, rail
+
+
 def test_amounts_avoid_the_simulators_special_minor_units() -> None:
     for p in make_plan(600, 1).payments:
         assert p.amount % 100 not in (3, 5, 6, 33, 51, 68, 91)
