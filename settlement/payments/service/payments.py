@@ -177,6 +177,7 @@ def _start_sql() -> TextClause:
 
 _INSERT_AUTHORIZING: list[TextClause] = []
 _START: list[TextClause] = []
+_HELD = "settlement.payments.held"
 
 
 def _start_in_one(session: Session, payment: Payment, attempt: PaymentAttempt, now: dt.datetime) -> None:
@@ -190,6 +191,9 @@ def _start_in_one(session: Session, payment: Payment, attempt: PaymentAttempt, n
     # Written already: recorded as the row's state, not as changes to flush.
     set_committed_value(payment, "in_flight_attempt_id", attempt.id)
     set_committed_value(payment, "updated_at", now)
+    # A clean object is held weakly by the session: keep the locked payment for the
+    # rest of the transaction, so reading it again costs no query.
+    session.info.setdefault(_HELD, []).append(payment)
 
 
 def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAttempt) -> None:
