@@ -1,8 +1,9 @@
-"""Reconciliation throughput and memory on PostgreSQL.
+"""Reconciliation throughput and memory on PostgreSQL (and on the embedded SQLite).
 
     python bench/reconcile.py                       # 1,000,000 payments, a fresh database on the local server
     python bench/reconcile.py --payments 200000     # smaller
     SETTLEMENT_BENCH_ADMIN_URL=postgresql://user@host/postgres python bench/reconcile.py
+    python bench/reconcile.py --sqlite              # 100,000 payments in a SQLite file, the embedded path
 
 What it does:
 
@@ -25,7 +26,9 @@ What it does:
 5. times DuckDB joining the same two tables on the reference key, the floor.
 
 It prints records/s per phase and the peak RSS of the reconciling process, also for
-a file a tenth the size, to show memory does not grow with the file.
+a file a tenth the size, to show memory does not grow with the file. ``--sqlite`` runs
+the same on a SQLite file (the embedded default's path: prepared inserts, the same
+rules' statements), sized for embedded volumes, without the DuckDB floor.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -223,16 +227,18 @@ def verify(url: str, run_id: int, count: int, discrepancies: dict[int, str], sum
                                                                    "unknown")]
     fees = sum(_fee(_amount(n)) + (1 + n % 50 if discrepancies.get(n) == "fee" else 0) for n in booked)
     fees += sum(_fee(_amount(n)) + 1 + n % 50 for n, k in discrepancies.items() if k == "fee" and n not in booked)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        balances = dict(conn.execute("SELECT code, debits_posted - credits_posted FROM ledger_accounts").fetchall())
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        balances = dict(conn.execute(text("SELECT code, debits_posted - credits_posted FROM ledger_accounts")).all())
         unbooked = sum(_amount(n) for n, k in discrepancies.items() if k in ("missing", "late", "amount"))
         assert balances[f"rail:{RAIL}:receivable:{CURRENCY}"] == unbooked, "receivable not cleared"
         assert balances[f"rail:{RAIL}:fees:{CURRENCY}"] == fees, "fees differ from the file's"
         assert balances[f"bank:clearing:{CURRENCY}"] == sum(_amount(n) for n in booked) - fees
-        (entries,) = conn.execute("SELECT count(*) FROM ledger_entries WHERE kind = 'reconciliation.settlement'"
-                                  ).fetchone() or (0,)
-        (chunks,) = conn.execute("SELECT count(*) FROM recon_bookings WHERE run_id = %s", (run_id,)).fetchone() or (0,)
+        entries = conn.execute(text("SELECT count(*) FROM ledger_entries WHERE kind = 'reconciliation.settlement'")
+                               ).scalar()
+        chunks = conn.execute(text("SELECT count(*) FROM recon_bookings WHERE run_id = :r"), {"r": run_id}).scalar()
         assert entries == chunks, "an entry per booked chunk"
+    engine.dispose()
 
 
 def duckdb_floor(url: str, workdir: Path) -> tuple[float, float, int]:
@@ -261,22 +267,28 @@ def duckdb_floor(url: str, workdir: Path) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--payments", type=int, default=1_000_000)
+    parser.add_argument("--payments", type=int, default=None,
+                        help="payments (default 1,000,000 on PostgreSQL, 100,000 with --sqlite)")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--no-small", action="store_true", help="skip the run on a file a tenth the size")
+    parser.add_argument("--sqlite", action="store_true", help="on a SQLite file (the embedded default's path)")
     args = parser.parse_args()
+    payments = args.payments or (100_000 if args.sqlite else 1_000_000)
     admin = os.environ.get("SETTLEMENT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    print(f"reconciliation benchmark: {args.payments:,} payments, {os.cpu_count()} CPUs", flush=True)
-    sizes = [args.payments] if args.no_small else [max(1, args.payments // 10), args.payments]
+    print(f"reconciliation benchmark: {payments:,} payments, {'SQLite' if args.sqlite else 'PostgreSQL'}, "
+          f"{os.cpu_count()} CPUs", flush=True)
+    sizes = [payments] if args.no_small else [max(1, payments // 10), payments]
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as work:
         workdir = Path(work)
         for count in sizes:
-            url = _fresh_database(admin, f"settlement_bench_recon_{count}")
+            url = (f"sqlite:///{workdir / f'bench-{count}.db'}" if args.sqlite
+                   else _fresh_database(admin, f"settlement_bench_recon_{count}"))
             upgrade(url)
             settings = Settings(database_url=url, data_dir=workdir / "data")
             path = workdir / f"mir-{count}.csv"
             made = generate(url, settings, count, args.seed, path)
-            print(f"\n{count:,} payments: generated expectations {made['expectations']:.1f} s (COPY), "
+            print(f"\n{count:,} payments: generated expectations {made['expectations']:.1f} s "
+                  f"({'inserts' if args.sqlite else 'COPY'}), "
                   f"ledger state {made['ledger']:.1f} s (post_batch), file {made['file']:.1f} s "
                   f"({path.stat().st_size / 2**20:.0f} MiB)", flush=True)
             found = run_reconcile(url, workdir / "data", path)
@@ -294,7 +306,7 @@ def main() -> None:
             print(f"  verified: outcomes {found['summary']['outcomes']}; receivable cleared for every booked "
                   f"payment; fees and bank clearing equal the file's; one entry per chunk "
                   f"({found['summary']['entries']} entries)")
-            if count == sizes[-1]:
+            if count == sizes[-1] and not args.sqlite:
                 loaded, joined, pairs = duckdb_floor(url, workdir)
                 print(f"  duckdb floor: join on rail_reference {joined:.2f} s ({pairs:,} pairs; loading the two "
                       f"tables from CSV {loaded:.1f} s)")

@@ -26,6 +26,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from settlement.reconciliation.models import Expectation, ExpectationKind, Expec
 __all__ = ["ExpectationSpec", "expect", "expect_many", "expect_operation"]
 
 _MAX_REFERENCE = 100
+#: Rows per prepared insert of :func:`expect_many` on SQLite.
+_BATCH = 10_000
 _MAX_RRN = 64
 _COLUMNS = ("rail", "kind", "reference", "rail_reference", "rrn", "batch_reference", "amount", "signed_amount",
             "currency", "expected_fee", "settlement_currency", "settlement_amount", "fx_rate", "transaction_date",
@@ -119,7 +122,8 @@ def expect_operation(session: Session, *, rail: str, kind: str, reference: str, 
 
 
 def expect_many(session: Session, specs: Iterable[ExpectationSpec], *, settings: Settings | None = None) -> int:
-    """Record many new expectations at once (COPY on PostgreSQL); returns how many.
+    """Record many new expectations at once (COPY on PostgreSQL, prepared inserts in
+    batches on SQLite); returns how many.
     For bulk loads of operations not recorded before: a (rail, kind, reference)
     already present fails the whole call (unique constraint), nothing is written."""
     config = settings or get_settings()
@@ -127,10 +131,12 @@ def expect_many(session: Session, specs: Iterable[ExpectationSpec], *, settings:
     calendars = _Calendars(config)
     rows = (_row(spec, config, now, calendars) for spec in specs)
     if session.get_bind().dialect.name != "postgresql":
-        batch = list(rows)
-        if batch:
+        # Prepared inserts a batch at a time: memory stays flat in the number of specs.
+        total = 0
+        while batch := list(itertools.islice(rows, _BATCH)):
             session.execute(insert(Expectation), batch)
-        return len(batch)
+            total += len(batch)
+        return total
     from settlement.reconciliation.service.loading import copy_text, text_row
 
     count = 0

@@ -67,6 +67,9 @@ _RP_COLUMNS = ("gid bigint, rule text, shape text, item_id bigint, kind text, cu
                "fee bigint, net bigint, settlement_amount bigint, settlement_currency text, exp_id bigint, "
                "signed_amount bigint, expected_fee bigint, e_settlement_currency text, fx_rate numeric, "
                "overdue boolean")
+#: The working set's columns SQLite looks pairs up by (every key a rule joins on).
+_SQLITE_INDEXES = {"ri": ("id", "rail_reference", "rrn", "arn", "reference"),
+                   "re": ("id", "rail_reference", "rrn", "reference", "batch_reference")}
 _RP_ITEM = ("item_id", "kind", "currency", "gross", "fee", "net", "settlement_amount", "settlement_currency")
 _RP_EXP = ("exp_id", "signed_amount", "expected_fee", "e_settlement_currency", "fx_rate", "overdue")
 
@@ -122,6 +125,13 @@ def prepare(session: Session, p: MatchParams) -> None:
     if q.postgres:
         session.execute(text("ANALYZE ri"))
         session.execute(text("ANALYZE re"))
+    else:
+        # SQLite knows nothing of fresh temporary tables and would nest the rules'
+        # grouped subqueries inside each other (quadratic); indexed keys lead it to
+        # look each pair up instead.
+        for table, columns in _SQLITE_INDEXES.items():
+            for column in columns:
+                session.execute(text(f"CREATE INDEX temp.{table}_{column} ON {table} ({column})"))
 
 
 def _tune_postgres(session: Session) -> None:
