@@ -115,7 +115,7 @@ class Entry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_entries_recorded_at", "recorded_at"),
-        Index("ix_ledger_entries_tx_id", "tx_id"),
+        Index("ix_ledger_entries_tx_id_id", "tx_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, Identity(always=True), primary_key=True)

@@ -53,6 +53,41 @@ def test_unbalanced_entry_is_refused_at_commit(seeded: tuple[Database, int, int,
                             ).fetchone() == (0,)
 
 
+def test_every_entry_of_a_transaction_is_checked(seeded: tuple[Database, int, int, int]) -> None:
+    """The check runs once per transaction at commit: it must still find the one bad
+    entry among several, whichever entry's trigger runs it."""
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        ids = []
+        for key, credit_amount in (("tx-a", 10), ("tx-b", 9), ("tx-c", 10)):
+            entry_id = _insert_entry(cur, key)
+            _insert_posting(cur, entry_id, bank, "D", 10)
+            _insert_posting(cur, entry_id, w, "C", credit_amount)
+            ids.append(entry_id)
+        with pytest.raises(errors.CheckViolation, match=f"entry {ids[1]} does not balance"):
+            conn.commit()
+    with _raw(database) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key LIKE 'tx-%'"
+                            ).fetchone() == (0,)
+
+
+def test_entry_written_after_an_early_check_is_checked(seeded: tuple[Database, int, int, int]) -> None:
+    """SET CONSTRAINTS ... IMMEDIATE runs the check mid-transaction; an entry written
+    after it is not covered by that check and is checked at commit."""
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        first = _insert_entry(cur, "early-a")
+        _insert_posting(cur, first, bank, "D", 10)
+        _insert_posting(cur, first, w, "C", 10)
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cur.execute("SET CONSTRAINTS ALL DEFERRED")
+        second = _insert_entry(cur, "early-b")
+        _insert_posting(cur, second, bank, "D", 10)
+        _insert_posting(cur, second, w, "C", 7)
+        with pytest.raises(errors.CheckViolation, match=f"entry {second} does not balance"):
+            conn.commit()
+
+
 def test_balanced_raw_entry_is_accepted(seeded: tuple[Database, int, int, int]) -> None:
     database, bank, w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:

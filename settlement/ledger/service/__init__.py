@@ -50,7 +50,7 @@ from settlement.ledger.service.prepare import (
     fingerprint,
     prepare_entry,
 )
-from settlement.ledger.store import EntryRow, store_for
+from settlement.ledger.store import AccountRow, EntryRow, store_for
 from settlement.ledger.types import (
     AccountLine,
     AccountRef,
@@ -135,10 +135,10 @@ class Ledger:
     def post(self, spec: EntrySpec) -> EntryResult:
         """Post one balanced entry. Refusals are remembered under its key."""
         write = prepare_entry(spec, self.clock())
-        replay = self.engine.check_key(write.entry.idempotency_key, write.entry.request_hash)
+        replay, locked = self.engine.claim_one(write)
         if replay is not None:
             return replay
-        return self._apply_one(write)
+        return self._apply_one(write, locked)
 
     def post_batch(self, specs: Sequence[EntrySpec]) -> list[EntryResult]:
         """Post many entries atomically, in order (the fast path). Entries whose key was
@@ -150,7 +150,9 @@ class Ledger:
         keys = [w.entry.idempotency_key for w in writes]
         if len(set(keys)) != len(keys):
             raise InvalidEntry("a batch uses the same idempotency key twice", field="idempotency_key")
-        entries, refusals = self.store.claim_keys(keys) if keys else ({}, {})
+        if not keys:
+            return []
+        entries, refusals, locked = self.engine.claim_many(writes)
         results: dict[str, EntryResult] = {}
         fresh: list[Write] = []
         for write in writes:
@@ -161,7 +163,7 @@ class Ledger:
                 results[key] = replay
             else:
                 fresh.append(write)
-        for result in self.engine.apply(fresh):
+        for result in self.engine.apply(fresh, locked):
             results[result.idempotency_key] = result
         return [results[key] for key in keys]
 
@@ -321,9 +323,9 @@ class Ledger:
 
     # -- internals ----------------------------------------------------------------
 
-    def _apply_one(self, write: Write) -> EntryResult:
+    def _apply_one(self, write: Write, locked: Sequence[AccountRow] | None = None) -> EntryResult:
         try:
-            return self.engine.apply([write])[0]
+            return self.engine.apply([write], locked)[0]
         except LedgerError as error:
             remember_refusal(self.session, error, write.entry.idempotency_key, write.entry.request_hash,
                              self.clock())

@@ -43,12 +43,13 @@ class Engine:
 
     # -- applying -----------------------------------------------------------------
 
-    def apply(self, writes: Sequence[Write]) -> list[EntryResult]:
+    def apply(self, writes: Sequence[Write], locked: Sequence[AccountRow] | None = None) -> list[EntryResult]:
         """Apply ``writes`` in order, atomically. Their keys must have been claimed
-        (:meth:`check_key` or the batch path) by this transaction."""
+        (:meth:`check_key` or the batch path) by this transaction. ``locked``: the
+        rows :meth:`claim_many` already locked for them."""
         if not writes:
             return []
-        accounts = self._lock(writes)
+        accounts = self._lock(writes) if locked is None else _by_id_and_code(locked)
         postings, touched = self._simulate(writes, accounts)
         inserted, posting_ids = self.store.write([w.entry for w in writes], postings, touched, self.clock())
         entry_ids = {key: entry_id for key, (entry_id, _) in inserted.items()}
@@ -56,19 +57,8 @@ class Engine:
         return self._results(writes, postings, posting_ids, entry_ids, stamps)
 
     def _lock(self, writes: Sequence[Write]) -> dict[int | str, AccountRow]:
-        ids: set[int] = set()
-        codes: set[str] = set()
-        for write in writes:
-            for leg in write.legs:
-                (ids if isinstance(leg.account, int) else codes).add(leg.account)  # type: ignore[arg-type]
-            for release in write.releases:
-                ids.add(release.account_id)
-        rows = self.store.lock_accounts(sorted(ids), sorted(codes))
-        found: dict[int | str, AccountRow] = {}
-        for row in rows:
-            found[row.id] = row
-            found[row.code] = row
-        return found
+        ids, codes = _references(writes)
+        return _by_id_and_code(self.store.lock_accounts(ids, codes))
 
     @staticmethod
     def _simulate(writes: Sequence[Write],
@@ -148,6 +138,21 @@ class Engine:
 
     # -- idempotency --------------------------------------------------------------
 
+    def claim_one(self, write: Write) -> tuple[EntryResult | None, list[AccountRow]]:
+        """:meth:`check_key` for ``write`` and the locks on its accounts, in one round
+        trip on PostgreSQL: (the replay or None, the locked rows)."""
+        key, request_hash = write.entry.idempotency_key, write.entry.request_hash
+        entries, refusals, rows = self.claim_many([write])
+        return self.resolve_key(key, request_hash, entries, refusals), rows
+
+    def claim_many(self, writes: Sequence[Write]) -> tuple[
+            dict[str, tuple[int, str]], dict[str, RefusalRow], list[AccountRow]]:
+        """Claim the keys of ``writes`` and lock every account they touch (keys first,
+        then accounts in id order, in one round trip on PostgreSQL): what is stored
+        under the keys, and the locked rows."""
+        ids, codes = _references(writes)
+        return self.store.claim_and_lock([w.entry.idempotency_key for w in writes], ids, codes)
+
     def check_key(self, key: str, request_hash: str) -> EntryResult | None:
         """The stored result for ``key`` if this exact request was seen; raises the
         stored refusal again if it was refused; raises IdempotencyConflict if the key
@@ -200,6 +205,26 @@ def remember_refusal(session: Session, error: LedgerError, key: str, request_has
     store_for(session).insert_refusal(key, request_hash, code=error.code, message=error.message,
                                       detail=error.detail, now=now)
     error.durable = True
+
+
+def _references(writes: Sequence[Write]) -> tuple[list[int], list[str]]:
+    """The account ids and codes ``writes`` touch, each sorted."""
+    ids: set[int] = set()
+    codes: set[str] = set()
+    for write in writes:
+        for leg in write.legs:
+            (ids if isinstance(leg.account, int) else codes).add(leg.account)  # type: ignore[arg-type]
+        for release in write.releases:
+            ids.add(release.account_id)
+    return sorted(ids), sorted(codes)
+
+
+def _by_id_and_code(rows: Sequence[AccountRow]) -> dict[int | str, AccountRow]:
+    found: dict[int | str, AccountRow] = {}
+    for row in rows:
+        found[row.id] = row
+        found[row.code] = row
+    return found
 
 
 def _add(account: AccountRow, side: Side, amount: int, pending: bool) -> None:
