@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     #: The journal's name: first line of every checkpoint and the signing key's name.
     journal_origin: str = "settlement.journal"
     #: Most entries one sealing transaction takes (the task loops until none are left).
-    journal_seal_batch: int = 50_000
+    journal_seal_batch: int = 25_000
     #: How long an export waits for running transactions that hold committed entries
     #: back from sealing, seconds.
     journal_seal_wait_seconds: int = 60

@@ -2,9 +2,9 @@
 
 Version 1 (the only one so far) is one version byte ``0x01`` followed by a JSON
 array, serialised deterministically: no whitespace (``,`` and ``:`` separators),
-object keys sorted by code point, every non-ASCII character escaped as ``\\uXXXX``
+object keys sorted by code point, every non-ASCII character escaped as ``\\u`` and four hex digits
 (UTF-16 surrogate pairs beyond the BMP) and control characters as JSON's short
-escapes (``\\n``) or ``\\uXXXX``, so the bytes are pure ASCII; no NaN or infinity. It is
+escapes (``\\n``) or ``\\u`` escapes, so the bytes are pure ASCII; no NaN or infinity. It is
 exactly what Python's ``json.dumps(doc, ensure_ascii=True, separators=(",", ":"),
 sort_keys=True, allow_nan=False)`` produces. The array is positional::
 

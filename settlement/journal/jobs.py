@@ -11,16 +11,17 @@ from dataclasses import dataclass
 
 from settlement.db import SessionFactory, unit_of_work
 from settlement.journal.keys import SigningKey
+from settlement.journal.sealing import ReadAhead
 from settlement.journal.service import Journal
 from settlement.journal.store import CheckpointRow
 
 #: How long to wait for another sealer, or for a running transaction that holds
 #: committed entries back, before giving up on "seal everything now".
 BUSY_WAIT_SECONDS = 60
-#: Without ``wait``: how long to retry when committed entries were held back. The
-#: horizon is taken conservatively (a transaction that ends in another database
-#: between the snapshot and the pg_stat_activity read still counts as ours), so a
-#: round can come back empty for an instant; a second look settles it.
+#: Without ``wait``: how long to retry when committed entries were held back. A
+#: round can come back short for an instant (a short transaction of this database
+#: was running, or one elsewhere started just before the horizon was taken and so
+#: counts as ours); a second look settles it.
 SHORT_RETRY_SECONDS = 1.0
 
 
@@ -38,11 +39,21 @@ def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False,
     free (an export wants everything sealed before it reads). When committed
     entries are held back by a running transaction, look again for a moment (with
     ``wait``: until it ends, up to ``wait_seconds``)."""
+    read_ahead = ReadAhead(factory) if _postgres(factory) else None
+    try:
+        return _seal_rounds(factory, batch, wait, wait_seconds, read_ahead)
+    finally:
+        if read_ahead is not None:
+            read_ahead.close()
+
+
+def _seal_rounds(factory: SessionFactory, batch: int, wait: bool, wait_seconds: float,  # float-ok: seconds
+                 read_ahead: ReadAhead | None) -> SealRun:
     total, size = 0, 0
     began = time.monotonic()
     while True:
         with unit_of_work(factory) as session:
-            result = Journal(session).seal(limit=batch)
+            result = Journal(session).seal(limit=batch, read_ahead=read_ahead)
         waited = time.monotonic() - began
         if result.busy:
             if not wait or waited > wait_seconds:
@@ -55,6 +66,11 @@ def seal_pending(factory: SessionFactory, *, batch: int, wait: bool = False,
         if not result.more or waited > (wait_seconds if wait else SHORT_RETRY_SECONDS):
             return SealRun(total, size, False)
         time.sleep(0.02)
+
+
+def _postgres(factory: SessionFactory) -> bool:
+    with factory() as session:
+        return session.get_bind().dialect.name == "postgresql"
 
 
 def checkpoint_now(factory: SessionFactory, key: SigningKey, *, batch: int, wait: bool = False,

@@ -21,6 +21,14 @@ after every transaction that could precede it has ended.)
 one returns at once (``busy``) instead of waiting. Posting never waits for the
 sealer: it takes no lock a writer needs, and only reads the ledger's tables.
 
+**Reading ahead.** :func:`~settlement.journal.jobs.seal_pending` seals batch after
+batch; on PostgreSQL a :class:`ReadAhead` reads the next batch on a connection of its
+own while the current one is hashed and written, so the database's reading and the
+hashing run at the same time. The batch read ahead is used only if the journal, once
+this sealer holds the lock, still ends where that read started (another sealer may
+have run in between); it is read below its own horizon, so nothing can still appear
+before its entries.
+
 **SQLite** (one writer at a time, no transaction ids) seals unsealed entries by id.
 """
 
@@ -30,8 +38,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from settlement.db.types import utcnow
 from settlement.journal import reader
@@ -39,31 +51,43 @@ from settlement.journal.canonical import encode_fields
 from settlement.journal.models import NODE_STRIDE
 from settlement.journal.store import ZERO_HASH, JournalStore, LastLeaf, fold
 
-DEFAULT_LIMIT = 50_000
+DEFAULT_LIMIT = 25_000
+
+# Transactions known to run in other databases of the cluster. Read in a statement
+# of its own BEFORE the one that takes the horizon: a transaction that ends in
+# between is then simply not in that snapshot, and one that starts in between is
+# unknown and counts as ours (its id is newer than every entry already committed,
+# so it holds back nothing that could be sealed now). Read the other way round, a
+# transaction that ended in between would look like ours and hold the horizon back
+# to its (old) id for that round.
+_PG_OTHER_DATABASES = """
+SELECT COALESCE(array_agg(x), '{}') FROM (
+    SELECT backend_xid::text::bigint AS x FROM pg_stat_activity
+     WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+    UNION ALL
+    SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database <> current_database()) AS o
+"""
 
 # The horizon: the oldest transaction of THIS database still running in the
 # statement's snapshot (or the snapshot's xmax). Transaction ids are cluster-wide,
 # so a long transaction in another database would hold pg_snapshot_xmin back for
-# nothing; one is left out only when pg_stat_activity (or pg_prepared_xacts) shows
-# its id in another database, so an unknown transaction always counts as ours.
+# nothing; one is left out only when it is known to run elsewhere (``others``, read
+# just before, as 32-bit ids), so an unknown transaction always counts as ours.
 _PG_UNSEALED = """
 WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
 h AS MATERIALIZED (
     SELECT LEAST(pg_snapshot_xmax(s.snap)::text::bigint, (
         SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
-         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                            WHERE a.backend_xid::text::bigint = x::text::bigint %% 4294967296
-                              AND a.datname IS DISTINCT FROM current_database())
-           AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p
-                            WHERE p.transaction::text::bigint = x::text::bigint %% 4294967296
-                              AND p.database <> current_database()))) AS horizon
+         WHERE NOT (x::text::bigint %% 4294967296 = ANY(%(others)s::bigint[])))) AS horizon
       FROM s
 )
-SELECT NULL::bigint, NULL::bytea, NULL::bigint, e.id, e.idempotency_key, e.kind, {effective}, {recorded},
+SELECT NULL::bigint, NULL::bytea, i.tx_id, e.id, e.idempotency_key, e.kind, {effective}, {recorded},
        e.description, e.metadata::text, e.reverses_entry_id, e.hold_id, p.id, p.account_id, a.code, p.side,
        p.amount, p.currency, p.pending
   FROM (SELECT e.tx_id, e.id FROM ledger_entries e
-         WHERE e.tx_id >= %(tx)s AND (e.tx_id > %(tx)s OR e.id > %(id)s) AND e.tx_id < (SELECT horizon FROM h)
+         -- A row comparison: the (tx_id, id) index is walked from the last sealed
+         -- entry in order and the walk stops after the batch.
+         WHERE (e.tx_id, e.id) > (%(tx)s, %(id)s) AND e.tx_id < (SELECT horizon FROM h)
          ORDER BY e.tx_id, e.id LIMIT %(limit)s) AS i
   JOIN ledger_entries e ON e.id = i.id
   -- LATERAL: each entry's postings are looked up by index; a batch never scans the
@@ -93,17 +117,67 @@ class SealResult:
     more: bool = False
 
 
+class ReadAhead:
+    """Reads the next batch of unsealed entries (PostgreSQL) in a thread, on its own
+    connection, while the caller seals the current one."""
+
+    def __init__(self, factory: Callable[[], Session]) -> None:
+        self.factory = factory
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-read-ahead")
+        self.pending: tuple[tuple[int, int, int], Future[list[Sequence[Any]]]] | None = None
+
+    def start(self, tx_id: int, entry_id: int, limit: int) -> None:
+        """Begin reading the ``limit`` entries after ``(tx_id, entry_id)``."""
+        self.discard()
+        self.pending = ((tx_id, entry_id, limit), self.pool.submit(self._read, tx_id, entry_id, limit))
+
+    def take(self, last: LastLeaf | None, limit: int) -> list[Sequence[Any]] | None:
+        """The batch read ahead if it starts right after ``last``, else None."""
+        if self.pending is None or last is None or last.tx_id is None:
+            return None
+        (tx_id, entry_id, wanted), future = self.pending
+        self.pending = None
+        if (tx_id, entry_id, wanted) != (last.tx_id, last.entry_id, limit):
+            future.cancel()
+            return None
+        return future.result()
+
+    def discard(self) -> None:
+        if self.pending is not None:
+            self.pending[1].cancel()
+            self.pending = None
+
+    def close(self) -> None:
+        self.discard()
+        self.pool.shutdown(wait=True)
+
+    def _read(self, tx_id: int, entry_id: int, limit: int) -> list[Sequence[Any]]:
+        with self.factory() as session:
+            reader.tune(session)
+            sql = _PG_UNSEALED.format(effective=reader.time_column("postgresql", "e.effective_at"),
+                                      recorded=reader.time_column("postgresql", "e.recorded_at"))
+            params = {"tx": tx_id, "id": entry_id, "limit": limit, "others": _other_databases(session)}
+            rows = list(reader.rows(session, sql, params, server_side=False))
+            session.rollback()
+        return rows
+
+
 def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
-         clock: Callable[[], dt.datetime] = utcnow) -> SealResult:
+         clock: Callable[[], dt.datetime] = utcnow, read_ahead: ReadAhead | None = None) -> SealResult:
     """Seal up to ``limit`` entries in the caller's transaction (which must commit
-    for them to count). Safe to call from any number of workers at once."""
+    for them to count). Safe to call from any number of workers at once. With
+    ``read_ahead`` (PostgreSQL), the next batch is read meanwhile."""
     if not store.try_lock():
         return SealResult(0, 0, busy=True)
     reader.tune(store.session)
     last = store.last_leaf()
-    sql, params = _unsealed_query(store, last, limit)
-    # A batch is bounded by ``limit``: read it whole (a client-side cursor is faster).
-    rows = reader.rows(store.session, sql, params, server_side=False)
+    rows = read_ahead.take(last, limit) if read_ahead is not None else None
+    if rows is None:
+        sql, params = _unsealed_query(store, last, limit)
+        # A batch is bounded by ``limit``: read it whole (a client-side cursor is faster).
+        rows = list(reader.rows(store.session, sql, params, server_side=False))
+    if read_ahead is not None and store.postgres and rows and _entries_in(rows) == limit:
+        read_ahead.start(int(rows[-1][2]), int(rows[-1][3]), limit)
     seq = last.seq if last else 0
     chain = last.chain_hash if last else ZERO_HASH
     leaves: list[tuple[int, int, bytes, bytes]] = []
@@ -118,6 +192,15 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
         extend_nodes(store, leaves[0][0] - 1, [leaf for _, _, leaf, _ in leaves])
     more = len(leaves) == limit or store.unsealed_after(store.last_leaf())
     return SealResult(len(leaves), seq, more=more)
+
+
+def _entries_in(rows: Sequence[Sequence[Any]]) -> int:
+    """How many entries a batch's rows (one or more per entry, grouped) hold."""
+    count, current = 0, None
+    for row in rows:
+        if row[3] != current:
+            count, current = count + 1, row[3]
+    return count
 
 
 def _canonical(rows: Iterable[Sequence[Any]], dialect: str) -> Iterator[tuple[int, bytes]]:
@@ -156,9 +239,15 @@ def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> t
         sql = _PG_UNSEALED.format(effective=reader.time_column(store.dialect, "e.effective_at"),
                                   recorded=reader.time_column(store.dialect, "e.recorded_at"))
         tx = last.tx_id if last and last.tx_id is not None else -1
-        return sql, {"tx": tx, "id": last.entry_id if last else 0, "limit": limit}
+        return sql, {"tx": tx, "id": last.entry_id if last else 0, "limit": limit,
+                     "others": _other_databases(store.session)}
     sql = _SQLITE_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
     return sql, {"id": last.entry_id if last else 0, "limit": limit}
+
+
+def _other_databases(session: Session) -> list[int]:
+    """Ids of the transactions now running in other databases (see _PG_OTHER_DATABASES)."""
+    return list(session.execute(text(_PG_OTHER_DATABASES)).scalar_one())
 
 
 def extend_nodes(store: JournalStore, first_index: int, new_hashes: Sequence[bytes]) -> None:

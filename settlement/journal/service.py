@@ -18,7 +18,7 @@ from settlement.journal import merkle, reader
 from settlement.journal.errors import CheckpointNotFound, EntryNotSealed, InvalidRange, JournalInconsistent
 from settlement.journal.keys import SigningKey
 from settlement.journal.notes import CheckpointBody, sign_checkpoint
-from settlement.journal.sealing import DEFAULT_LIMIT, SealResult, seal
+from settlement.journal.sealing import DEFAULT_LIMIT, ReadAhead, SealResult, seal
 from settlement.journal.store import CheckpointRow, JournalStore
 from settlement.ledger.errors import EntryNotFound
 
@@ -58,9 +58,9 @@ class Journal:
 
     # -- sealing and checkpoints ------------------------------------------------------
 
-    def seal(self, *, limit: int = DEFAULT_LIMIT) -> SealResult:
+    def seal(self, *, limit: int = DEFAULT_LIMIT, read_ahead: ReadAhead | None = None) -> SealResult:
         """Seal up to ``limit`` committed entries (see :mod:`settlement.journal.sealing`)."""
-        return seal(self.store, limit=limit, clock=self.clock)
+        return seal(self.store, limit=limit, clock=self.clock, read_ahead=read_ahead)
 
     def checkpoint(self, key: SigningKey) -> CheckpointRow | None:
         """Sign the tree as it stands, unless the latest checkpoint already covers it

@@ -93,7 +93,7 @@ class JournalStore:
                 found = self.session.execute(text("SELECT 1 FROM ledger_entries LIMIT 1")).first()
             else:
                 found = self.session.execute(text(
-                    "SELECT 1 FROM ledger_entries WHERE tx_id >= :tx AND (tx_id > :tx OR id > :id) LIMIT 1"),
+                    "SELECT 1 FROM ledger_entries WHERE (tx_id, id) > (:tx, :id) LIMIT 1"),
                     {"tx": last.tx_id, "id": last.entry_id}).first()
         else:
             found = self.session.execute(text("SELECT 1 FROM ledger_entries WHERE id > :id LIMIT 1"),

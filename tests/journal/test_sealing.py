@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,9 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from settlement.db import unit_of_work
-from settlement.journal import Journal, reader
+from settlement.journal import Journal, reader, sealing
 from settlement.journal.canonical import leaf_hash
-from settlement.journal.store import ZERO_HASH
+from settlement.journal.sealing import ReadAhead
+from settlement.journal.store import ZERO_HASH, LastLeaf
 from settlement.ledger import Ledger
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, Database
 from tests.journal import rfc9162
@@ -107,6 +110,32 @@ def test_a_transaction_open_in_another_database_does_not_hold_sealing_back(pg_da
         assert seal_all(pg_database.factory) == 4
 
 
+def test_transactions_elsewhere_that_start_or_end_while_the_horizon_is_taken(
+        pg_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between reading which transactions run elsewhere and taking the horizon, one
+    elsewhere ends and another begins: the first is gone from the snapshot, the
+    second counts as ours but is newer than every committed entry, so the round
+    seals everything at once (no empty round to retry)."""
+    open_book(pg_database.factory)
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres") as ending, \
+            psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres") as starting:
+        ending.execute("SELECT pg_current_xact_id()")  # older than the entries below
+        post_many(pg_database.factory, 5, "between")
+        known = sealing._other_databases
+
+        def in_between(session: Any) -> list[int]:
+            found = known(session)
+            ending.commit()
+            starting.execute("SELECT pg_current_xact_id()")
+            return found
+
+        monkeypatch.setattr(sealing, "_other_databases", in_between)
+        with unit_of_work(pg_database.factory) as session:
+            result = Journal(session).seal()
+        assert (result.sealed, result.more) == (5, False)
+    check_journal(pg_database)
+
+
 def test_posting_never_waits_for_the_sealer_and_a_second_sealer_returns(pg_database: Database) -> None:
     open_book(pg_database.factory)
     post_many(pg_database.factory, 3, "first")
@@ -168,3 +197,44 @@ def test_postgres_refuses_a_leaf_that_does_not_extend_the_chain(pg_database: Dat
         session.execute(text("INSERT INTO journal_leaves VALUES (4, :e, :l, :c, now())"),
                         {"e": new_id, "l": leaf, "c": hashlib.sha256(last_chain + leaf).digest()})
     assert len(journal_rows(pg_database)) == 4
+
+
+def test_batches_read_ahead_are_used_and_the_journal_is_right(pg_database: Database,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """seal_pending reads the next batch while it seals one; the batches read ahead
+    are the ones sealed, and the journal is exactly what sealing one by one gives."""
+    open_book(pg_database.factory)
+    post_many(pg_database.factory, 45, "ahead", batch=9)
+    used: list[int] = []
+    take = ReadAhead.take
+
+    def counting(self: ReadAhead, last: LastLeaf | None, limit: int) -> list[Sequence[Any]] | None:
+        rows = take(self, last, limit)
+        if rows is not None:
+            used.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(ReadAhead, "take", counting)
+    assert seal_all(pg_database.factory, batch=10) == 45
+    assert len(used) >= 4  # every batch after the first came from the read-ahead
+    check_journal(pg_database)
+
+
+def test_a_batch_read_ahead_is_dropped_when_another_sealer_went_first(pg_database: Database) -> None:
+    open_book(pg_database.factory)
+    post_many(pg_database.factory, 12, "stale", batch=4)
+    read_ahead = ReadAhead(pg_database.factory)
+    try:
+        with unit_of_work(pg_database.factory) as session:
+            assert Journal(session).seal(limit=4, read_ahead=read_ahead).sealed == 4
+        assert read_ahead.pending is not None  # reading entries 5 to 8
+        with unit_of_work(pg_database.factory) as session:  # another sealer takes 5 to 8
+            assert Journal(session).seal(limit=4).sealed == 4
+        with unit_of_work(pg_database.factory) as session:
+            last = Journal(session).store.last_leaf()
+            assert read_ahead.take(last, 4) is None
+            assert read_ahead.pending is None
+    finally:
+        read_ahead.close()
+    assert seal_all(pg_database.factory, batch=4) == 12
+    check_journal(pg_database)
