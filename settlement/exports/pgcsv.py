@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+import psycopg
 
 from settlement.exports.rows import JOURNAL_COLUMNS, STATEMENT_COLUMNS
 from settlement.money import exponent
@@ -88,16 +88,14 @@ Progress = Callable[[int], None]
 
 def _cx(currencies: Iterable[str]) -> str:
     """The currencies' exponents as a VALUES table (codes are checked ISO codes)."""
-    rows = [f"('{c}', {10 ** exponent(c)}, {exponent(c)})" for c in sorted(set(currencies))] or ["('XXX', 1, 0)"]
+    rows = [f"('{c}', {10 ** exponent(c)}, {exponent(c)})" for c in sorted(set(currencies))] or ["('', 1, 0)"]
     return "cx(currency, factor, places) AS (VALUES " + ", ".join(rows) + ")"
 
 
-def _copy(session: Session, query: str, params: dict[str, Any], *, path: Path, header: tuple[str, ...],
-          progress: Progress | None) -> tuple[str, int, int]:
+def _copy(connection: psycopg.Connection[Any], query: str, params: dict[str, Any], *, path: Path,
+          header: tuple[str, ...], progress: Progress | None) -> tuple[str, int, int]:
     """COPY the query's rows as CSV into ``path`` after ``header``; returns the file's
     SHA-256, its size and how many lines the COPY wrote."""
-    connection = session.connection().connection.driver_connection
-    assert connection is not None
     digest = hashlib.sha256()
     lines = 0
     with path.open("wb") as out, connection.cursor() as cursor, \
@@ -117,15 +115,15 @@ def _copy(session: Session, query: str, params: dict[str, Any], *, path: Path, h
     return digest.hexdigest(), size, lines
 
 
-def write_journal(session: Session, path: Path, *, first: int, last: int, currencies: Iterable[str],
+def write_journal(connection: psycopg.Connection[Any], path: Path, *, first: int, last: int, currencies: Iterable[str],
                   progress: Progress | None = None) -> tuple[str, int]:
     """The journal rows of sequence numbers first..last; returns SHA-256 and size."""
-    digest, size, _ = _copy(session, _JOURNAL.format(cx=_cx(currencies)), {"a": first, "b": last}, path=path,
+    digest, size, _ = _copy(connection, _JOURNAL.format(cx=_cx(currencies)), {"a": first, "b": last}, path=path,
                             header=JOURNAL_COLUMNS, progress=progress)
     return digest, size
 
 
-def write_statements(session: Session, path: Path, *, first: int, last: int, period: tuple[Any, Any],
+def write_statements(connection: psycopg.Connection[Any], path: Path, *, first: int, last: int, period: tuple[Any, Any],
                      accounts: list[tuple[int, str, str, int, int]], progress: Progress | None = None
                      ) -> tuple[str, int]:
     """Statements of ``accounts`` (id, code, currency, opening net, sign) for posted
@@ -143,5 +141,5 @@ def write_statements(session: Session, path: Path, *, first: int, last: int, per
         clauses += " AND e.recorded_at < %(t)s"
         params["t"] = end
     query = _STATEMENTS.format(cx=_cx(currencies), period=clauses)
-    digest, size, _ = _copy(session, query, params, path=path, header=STATEMENT_COLUMNS, progress=progress)
+    digest, size, _ = _copy(connection, query, params, path=path, header=STATEMENT_COLUMNS, progress=progress)
     return digest, size

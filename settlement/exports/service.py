@@ -27,11 +27,18 @@ import datetime as dt
 import os
 import shutil
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from settlement.config import Settings
 from settlement.db import SessionFactory, unit_of_work
@@ -192,13 +199,10 @@ class _Run:
         accounts = queries.accounts()
         written: dict[str, dict[str, Any]] = {}
         if self.by_database:
-            entries, postings = self._database_journal(first, last, accounts, written)
+            entries, postings = self._database_files(first, last, accounts, queries.opening(size, start), written)
         else:
             entries, postings = self._journal(first, last)
-        balances = self._trial_balance(accounts, queries.opening(size, start))
-        if self.by_database:
-            self._database_statements(balances, first, last, written)
-        else:
+            balances = self._trial_balance(accounts, queries.opening(size, start))
             self._statements(accounts, balances, first=first, last=last)
         for report, writer in self.writers.items():
             writer.close()
@@ -231,29 +235,42 @@ class _Run:
         return SaftWriter(path, report, created_at=self.created, reporting_currency=self.request.reporting_currency,
                           period_from=self.from_text, period_to=self.to_text)
 
-    def _database_journal(self, first: int, last: int, accounts: dict[int, tuple[str, str, str]],
-                          written: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    def _database_files(self, first: int, last: int, accounts: dict[int, tuple[str, str, str]],
+                        opening: Any, written: dict[str, dict[str, Any]]) -> tuple[int, int]:
+        """The journal and the statements, each written by PostgreSQL with COPY, at the
+        same time: the statements on a second connection that imports this
+        transaction's snapshot, so both files read exactly the same data."""
         entries = max(0, last - first + 1)
         self.moves, postings, empty, self.statement_postings = self.queries.movements(
             first, last, self.request.period_from, self.request.period_to)
-        rows = postings + empty
+        balances = self._trial_balance(accounts, opening)
+        session = self.queries.session
+        snapshot: str = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+        main = session.connection().connection.driver_connection
+        assert main is not None
+        with _snapshot_connection(session, snapshot) as second, ThreadPoolExecutor(max_workers=1) as pool:
+            statements = pool.submit(self._database_statements, second, balances, first, last, written)
+            self._database_journal(main, first, last, accounts, rows=postings + empty, written=written)
+            statements.result()
+        return entries, postings
+
+    def _database_journal(self, connection: Any, first: int, last: int, accounts: dict[int, tuple[str, str, str]],
+                          *, rows: int, written: dict[str, dict[str, Any]]) -> None:
         progress = self.progress
         name = file_name(JOURNAL, "csv")
         digest, length = pgcsv.write_journal(
-            self.queries.session, self.work / name, first=first, last=last,
-            currencies={c for _, c, _ in accounts.values()},
+            connection, self.work / name, first=first, last=last, currencies={c for _, c, _ in accounts.values()},
             progress=None if progress is None else lambda lines: progress(JOURNAL, min(lines, rows), rows))
         written[JOURNAL] = {"name": name, "report": JOURNAL, "sha256": digest, "bytes": length, "rows": rows}
-        return entries, postings
 
-    def _database_statements(self, balances: dict[int, BalanceLine], first: int, last: int,
+    def _database_statements(self, connection: Any, balances: dict[int, BalanceLine], first: int, last: int,
                              written: dict[str, dict[str, Any]]) -> None:
         chosen = [(account_id, line.account_code, line.currency, line.opening,
                    1 if AccountType(line.type).debit_normal else -1) for account_id, line in balances.items()]
         name = file_name(STATEMENTS, "csv")
         progress = self.progress
         digest, length = pgcsv.write_statements(
-            self.queries.session, self.work / name, first=first, last=last,
+            connection, self.work / name, first=first, last=last,
             period=(self.request.period_from, self.request.period_to), accounts=chosen,
             progress=None if progress is None else lambda done: progress(STATEMENTS, done, 0))
         written[STATEMENTS] = {"name": name, "report": STATEMENTS, "sha256": digest, "bytes": length,
@@ -356,3 +373,20 @@ def archive(directory: Path, target: Path) -> tuple[str, int]:
         for path in sorted(directory.iterdir()):
             bundle.write(path, path.name)
     return manifest.sha256_file(target)
+
+
+@contextmanager
+def _snapshot_connection(session: Session, snapshot: str) -> Iterator[psycopg.Connection[Any]]:
+    """A new read-only connection to the session's database whose transaction sees
+    exactly ``snapshot`` (exported by the session's REPEATABLE READ transaction)."""
+    url = session.get_bind().engine.url.set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        work_mem: str = session.execute(text("SHOW work_mem")).scalar_one()
+        connection.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
+        try:
+            yield connection
+        finally:
+            connection.rollback()
