@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from itertools import chain
 from typing import BinaryIO
 
 from adapters.base import MalformedFile, RecordError, RecordType, SettlementRecord
+from adapters.packed import PackedSettlementRecord
 
 from .codec import EXPONENTS, HOME_CURRENCY, AmountError, parse_rate
 from .file_format import CHUNK_BYTES, COLUMNS, MAX_LINE_BYTES, MAX_SKIP_BYTES, TYPE_CODES
@@ -77,53 +78,13 @@ def _amounts(f: list[str]) -> tuple[int, int, int, int]:
 #: checked field by field, which also names the field that is wrong.
 _TWO_PLACES = re.compile(r"[^|]*\|[^|]*" + r"\|-?[0-9]{1,15}\.[0-9]{2}" * 5 + r"\|").match
 
-#: The record's slots, set directly: a frozen dataclass's ``__init__`` goes through
-#: ``object.__setattr__`` per field, which alone would cost half the parse budget.
-#: Used only while the dataclass has exactly these fields, in this order.
-_SLOTS = ("rail", "line_number", "record_type", "rail_reference", "reference", "gross", "fee", "net",
-          "currency", "transaction_date", "settlement_date", "rrn", "arn", "settlement_amount",
-          "settlement_currency", "fx_rate", "status")
-_FAST_BUILD = getattr(SettlementRecord, "__slots__", ()) == _SLOTS
-
-
-def _builder() -> Callable[..., SettlementRecord]:
-    if not _FAST_BUILD:
-        return SettlementRecord
-    setters: list[Callable[[SettlementRecord, object], None]] = [
-        SettlementRecord.__dict__[name].__set__ for name in _SLOTS]
-    (s_rail, s_line, s_type, s_rail_ref, s_ref, s_gross, s_fee, s_net, s_currency, s_tdate, s_sdate,
-     s_rrn, s_arn, s_samount, s_scurrency, s_rate, s_status) = setters
-    new = object.__new__
-
-    def build(  # noqa: PLR0917 - positional: keyword passing costs measurably in the parse loop
-            rail: str, line_number: int, record_type: RecordType, rail_reference: str, reference: str,
-              gross: int, fee: int, net: int, currency: str, transaction_date: dt.date,
-              settlement_date: dt.date, rrn: str, arn: str, settlement_amount: int | None,
-              settlement_currency: str | None, fx_rate: Decimal | None, status: str) -> SettlementRecord:
-        record: SettlementRecord = new(SettlementRecord)
-        s_rail(record, rail)
-        s_line(record, line_number)
-        s_type(record, record_type)
-        s_rail_ref(record, rail_reference)
-        s_ref(record, reference)
-        s_gross(record, gross)
-        s_fee(record, fee)
-        s_net(record, net)
-        s_currency(record, currency)
-        s_tdate(record, transaction_date)
-        s_sdate(record, settlement_date)
-        s_rrn(record, rrn)
-        s_arn(record, arn)
-        s_samount(record, settlement_amount)
-        s_scurrency(record, settlement_currency)
-        s_rate(record, fx_rate)
-        s_status(record, status)
-        return record
-
-    return build
-
-
-_build = _builder()
+#: The order in which the parse loop lists a record's field values: the order of the
+#: dataclass's fields, checked here so a change to the record cannot go unnoticed.
+_FIELDS = ("rail", "line_number", "record_type", "rail_reference", "reference", "gross", "fee", "net",
+           "currency", "transaction_date", "settlement_date", "rrn", "arn", "settlement_amount",
+           "settlement_currency", "fx_rate", "status")
+if PackedSettlementRecord.field_names != _FIELDS:
+    raise RuntimeError("SettlementRecord's fields changed: update the Alipay parser's _FIELDS and its loop")
 
 
 class _Parser:
@@ -213,7 +174,9 @@ class _Parser:
         out: list[SettlementRecord | RecordError] = []
         append = out.append
         columns, rail, dates, rates = self.columns, self.rail, self.dates, self.rates
-        two_places, two_place_currencies, types, build = _TWO_PLACES, _TWO_PLACE_CURRENCIES, TYPE_CODES, _build
+        two_places, two_place_currencies, types = _TWO_PLACES, _TWO_PLACE_CURRENCIES, TYPE_CODES
+        # A packed record: one tuple and one slot write (see adapters.packed).
+        new, packed, store = object.__new__, PackedSettlementRecord, PackedSettlementRecord.store
         payment, payout, home, date_of, rate_of = _PAYMENT, _PAYOUT, HOME_CURRENCY, self._date, self._rate
         exact = columns == len(COLUMNS)
         number = self.line_number
@@ -267,10 +230,12 @@ class _Parser:
                 # A payment's (or transfer's) Transaction_id is the settled operation's own
                 # id: the rrn. A refund's or chargeback's names the trade it reverses.
                 own = rail_reference if record_type is payment or record_type is payout else ""
-                append(build(rail, number, record_type, rail_reference, reference, gross, fee, net, currency,
-                             dates.get(paid_at) or date_of(paid_at, "Payment_time"),
-                             dates.get(settled_at) or date_of(settled_at, "Settlement_time"), own, "",
-                             settlement_amount, settlement_currency, rate, status))
+                record = new(packed)
+                store(record, (rail, number, record_type, rail_reference, reference, gross, fee, net, currency,
+                               dates.get(paid_at) or date_of(paid_at, "Payment_time"),
+                               dates.get(settled_at) or date_of(settled_at, "Settlement_time"), own, "",
+                               settlement_amount, settlement_currency, rate, status))
+                append(record)
                 consecutive = 0
             except _FieldError as exc:
                 consecutive += 1

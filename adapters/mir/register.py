@@ -7,10 +7,11 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from adapters.base import RecordType, SettlementRecord
 from adapters.mir.terms import CURRENCY, CURRENCY_NUMERIC
+from adapters.packed import Packed
 
 COLUMNS = ("RECORD_TYPE", "RRN", "ORIGINAL_RRN", "AUTH_CODE", "MASKED_PAN", "AMOUNT", "CURRENCY",
            "TRANSACTION_DATE", "SETTLEMENT_DATE", "FEE", "NET", "REFERENCE")
@@ -33,72 +34,17 @@ class MirSettlementRecord(SettlementRecord):
     masked_pan: str = ""
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(MirSettlementRecord))
-
-
-class PackedRecord(MirSettlementRecord):
-    """A :class:`MirSettlementRecord` whose field values live in one tuple.
-
-    Why: the generated ``__init__`` of a frozen dataclass sets each of the 19 fields
-    through ``object.__setattr__``, which costs 3-6 microseconds per record on our
-    2-core machines and alone held the parser under 200,000 records/s. The parser
-    builds these instead (one tuple, one slot write). They behave as the dataclass
-    does: same fields (read-only properties), frozen, equal to and hashing like a
-    plain record with the same values, ``dataclasses.replace``/``asdict``/pickle
-    work (pickling and copying give a plain :class:`MirSettlementRecord`).
-    """
+class PackedRecord(Packed, MirSettlementRecord):
+    """A :class:`MirSettlementRecord` whose field values live in one tuple (see
+    :mod:`adapters.packed`): the parser builds these, one tuple and one slot write
+    per record instead of 19 field writes."""
 
     __slots__ = ("_values",)
-    _values: tuple[Any, ...]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Reached through dataclasses.replace() and direct calls, never by the parser.
-        plain = MirSettlementRecord(*args, **kwargs)
-        set_values(self, tuple(getattr(plain, name) for name in FIELD_NAMES))
-
-    @classmethod
-    def pack(cls, values: tuple[Any, ...]) -> PackedRecord:
-        """A record from all field values in :data:`FIELD_NAMES` order, unchecked."""
-        record = object.__new__(cls)
-        set_values(record, values)
-        return record
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, PackedRecord):
-            return bool(self._values == other._values)
-        if type(other) is MirSettlementRecord:
-            return bool(self._values == tuple(getattr(other, name) for name in FIELD_NAMES))
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        # A frozen dataclass hashes the tuple of its fields: the same tuple here.
-        return hash(self._values)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(FIELD_NAMES, self._values,
-                                                                          strict=True))
-        return f"MirSettlementRecord({fields})"
-
-    def __reduce__(self) -> tuple[type[MirSettlementRecord], tuple[Any, ...]]:
-        return MirSettlementRecord, self._values
 
 
+FIELD_NAMES = PackedRecord.field_names
 #: Writes the slot directly, past the frozen ``__setattr__``.
-set_values = PackedRecord.__dict__["_values"].__set__
-
-
-def _field_reader(position: int) -> property:
-    return property(lambda self: self._values[position], doc=f"field {FIELD_NAMES[position]}")
-
-
-for _position, _name in enumerate(FIELD_NAMES):
-    setattr(PackedRecord, _name, _field_reader(_position))
+set_values = PackedRecord.store
 
 
 def write_register(out: BinaryIO, records: Iterable[SettlementRecord]) -> int:

@@ -103,7 +103,7 @@ def _first_text(element: Element | None, *paths: str) -> str:
 
 
 def _amount(element: Element | None, field: str) -> tuple[int, str]:
-    """(minor units, currency) of an ``...Amt Ccy="XXX"`` element."""
+    """(minor units, currency) of an ``...Amt Ccy="RUB"`` element (any currency)."""
     if element is None:
         raise _BadField(field, "missing")
     currency = element.get("Ccy", "").strip()

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from adapters.alipay import AlipayRail, AlipaySimulator, plugin
 from adapters.alipay.signing import generate_key, private_pem
 from adapters.base import AuthorizeRequest, MethodKind, PaymentMethod, TxnStatus
+from adapters.simulation import LoggingHTTPServer
 from adapters.testing import new_reference
 
 StartSim = Callable[..., tuple[AlipaySimulator, AlipayRail]]
@@ -87,7 +88,7 @@ class Receiver:
     bodies: list[bytes] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: LoggingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -106,8 +107,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = LoggingHTTPServer(("127.0.0.1", 0), Handler)
         # A short poll interval: shutting down waits for the serving loop to notice.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import io
 import os
+import pickle
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +40,11 @@ FOREX = ("ord-2|2026010522000002|1000.00|78.50|12.00|988.00|77.56|RUB|0.07850000
 REFUND = "ref-1|2026010522000001|40.00|40.00|0.00|-40.00|-40.00|CNY||2026-01-05 11:00:00|2026-01-06 16:50:00|R|L|"
 
 
+def _kind(item: object) -> str:
+    """What a parsed item is: a record (of whatever concrete class) or an error."""
+    return "SettlementRecord" if isinstance(item, SettlementRecord) else type(item).__name__
+
+
 def parse(text: str | bytes) -> list[SettlementRecord | RecordError]:
     data = text.encode("utf-8") if isinstance(text, str) else text
     return list(parse_settlement(io.BytesIO(data)))
@@ -62,6 +68,27 @@ def test_reads_payments_forex_and_refunds() -> None:
                                                                                  -40_00, 4)
     # A payment's Transaction_id is its own trade (the rrn); a refund's names the trade refunded.
     assert (forex.rrn, refund.rrn, refund.rail_reference) == ("2026010522000002", "", "2026010522000001")
+
+
+def test_parsed_records_behave_as_the_dataclass() -> None:
+    """The parser builds packed records (adapters.packed): they must be
+    indistinguishable from the plain dataclass wherever a record is used."""
+    (parsed,) = parse(file_of(FOREX))
+    assert isinstance(parsed, SettlementRecord)
+    plain = SettlementRecord(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(SettlementRecord)})
+    assert type(plain) is SettlementRecord
+    assert parsed == plain
+    assert plain == parsed
+    assert hash(parsed) == hash(plain)
+    assert repr(parsed) == repr(plain)
+    assert dataclasses.asdict(parsed) == dataclasses.asdict(plain)
+    assert dataclasses.replace(parsed, fee=0, net=parsed.gross) == dataclasses.replace(plain, fee=0, net=plain.gross)
+    assert pickle.loads(pickle.dumps(parsed)) == plain
+    assert type(pickle.loads(pickle.dumps(parsed))) is SettlementRecord
+    assert {parsed, plain} == {plain}
+    for name in ("gross", "_values", "anything"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(parsed, name, 0)
 
 
 def test_refund_amount_may_be_written_without_its_sign() -> None:
@@ -123,14 +150,14 @@ def test_wrong_encoding_names_the_field() -> None:
     gbk = FOREX.replace("茶", "茶叶").encode("gbk")
     items = parse(HEADER.encode() + b"\n" + GOOD.encode() + b"\n" + latin + b"\n" + gbk + b"\n"
                   + REFUND.encode() + b"\n")
-    kinds = [(type(i).__name__, i.line_number, getattr(i, "field", "")) for i in items]
+    kinds = [(_kind(i), i.line_number, getattr(i, "field", "")) for i in items]
     assert kinds == [("SettlementRecord", 2, ""), ("RecordError", 3, "Remarks"), ("RecordError", 4, "Remarks"),
                      ("SettlementRecord", 5, "")]
 
 
 def test_overlong_line_is_one_error() -> None:
     items = parse(file_of(GOOD, GOOD[:-1] + "x" * 10_000, REFUND))
-    assert [(type(i).__name__, i.line_number) for i in items] == [
+    assert [(_kind(i), i.line_number) for i in items] == [
         ("SettlementRecord", 2), ("RecordError", 3), ("SettlementRecord", 4)]
 
 
