@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +26,8 @@ from adapters.statements.base import currency_exponent
 
 #: Seconds between ``serve_forever``'s checks for a shutdown request.
 POLL_INTERVAL = 0.01
+
+logger = logging.getLogger(__name__)
 
 #: Discrepancies a seeded run may pick for a payment record.
 RANDOM_KINDS: tuple[DiscrepancyKind, ...] = (
@@ -226,8 +230,22 @@ def _adjust_settlement(changed: SettlementRecord, original: SettlementRecord) ->
     return _with_settlement(changed, original.fx_rate)
 
 
+class LoggingHTTPServer(ThreadingHTTPServer):
+    """A ``ThreadingHTTPServer`` that reports a failed request through :mod:`logging`
+    instead of printing a traceback to stderr. A peer that hung up (a client that timed
+    out, say) is routine for a server and logged at debug level."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            logger.debug("client %s:%s went away mid-request", *client_address[:2])
+            return
+        logger.exception("request from %s:%s failed", *client_address[:2])
+
+
 class LoopbackHTTPServer:
-    """A ``ThreadingHTTPServer`` on 127.0.0.1 run in a daemon thread.
+    """A :class:`LoggingHTTPServer` on 127.0.0.1 run in a daemon thread.
 
     ``port=0`` picks a free port; :attr:`url` is known once :meth:`start` returns.
     """
@@ -251,8 +269,7 @@ class LoopbackHTTPServer:
     def start(self) -> None:
         if self._server is not None:
             return
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler)
-        server.daemon_threads = True
+        server = LoggingHTTPServer(("127.0.0.1", self._port), self._handler)
         self._server = server
         # shutdown() waits for serve_forever to notice, which it does once per poll
         # interval (0.5 s by default): a short one keeps stopping a simulator cheap.

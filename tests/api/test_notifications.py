@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from adapters.simulation import LoggingHTTPServer
 from settlement.payments.rails import Rails
 from tests.api.payflow import ledger_counts, merchant, post
 from tests.conftest import Database
@@ -43,7 +44,7 @@ class Inbox:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoggingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/notify"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

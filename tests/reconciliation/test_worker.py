@@ -10,21 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 
-from settlement.config import get_settings
 from settlement.db import unit_of_work
 from settlement.reconciliation import runner
 from settlement.reconciliation.service import runs
 from settlement.reconciliation.tasks import IMPORT_FILE, RUN
-from settlement.tasks.app import get_celery
+from tests.broker import own_queue, sending_app
 from tests.conftest import Database, _fresh_pg
 from tests.reconciliation.factories import Harness, ops, settings_for, write_file
 
@@ -37,25 +34,12 @@ SIZES = {"load": (20_000, 100, 5_000), "book": (6_000, 5_000, 40)}
 
 @pytest.fixture
 def queue() -> Iterator[str]:
-    name = f"recon-test-{uuid.uuid4().hex}"
-    yield name
-    client = redis.Redis.from_url(BROKER)
-    client.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
-    client.close()
+    yield from own_queue(BROKER, "recon-test")
 
 
 @pytest.fixture
 def broker_app(monkeypatch: pytest.MonkeyPatch, queue: str) -> Iterator[Celery]:
-    """This process's Celery app, sending to Redis instead of running tasks inline."""
-    monkeypatch.setenv("SETTLEMENT_BROKER_URL", BROKER)
-    get_settings.cache_clear()
-    get_celery.cache_clear()
-    app = get_celery()
-    app.conf.task_default_queue = queue
-    yield app
-    app.close()
-    get_settings.cache_clear()
-    get_celery.cache_clear()
+    yield from sending_app(monkeypatch, BROKER, queue)
 
 
 @pytest.fixture

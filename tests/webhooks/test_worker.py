@@ -8,17 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from celery import Celery
 
-from settlement.config import get_settings
-from settlement.tasks.app import get_celery
 from settlement.webhooks import verify_signature
+from tests.broker import own_queue, sending_app
 from tests.conftest import Database
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.factories import attempts, captured, deliveries, emit_committed, endpoint
@@ -29,26 +26,12 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def queue() -> Iterator[str]:
-    # A queue of its own, so no other test run's messages reach this worker.
-    name = f"settlement-test-{uuid.uuid4().hex}"
-    yield name
-    client = redis.Redis.from_url(BROKER)
-    client.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
-    client.close()
+    yield from own_queue(BROKER, "settlement-test")
 
 
 @pytest.fixture
 def broker_app(monkeypatch: pytest.MonkeyPatch, queue: str) -> Iterator[Celery]:
-    """This process's Celery app, sending to Redis instead of running tasks inline."""
-    monkeypatch.setenv("SETTLEMENT_BROKER_URL", BROKER)
-    get_settings.cache_clear()
-    get_celery.cache_clear()
-    app = get_celery()
-    app.conf.task_default_queue = queue
-    yield app
-    app.close()
-    get_settings.cache_clear()
-    get_celery.cache_clear()
+    yield from sending_app(monkeypatch, BROKER, queue)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def ratio(relative: Decimal) -> tuple[int, int]:
     return numerator, denominator
 
 
-def convert(net: int | None, rate: float | int | str | Decimal | None) -> int | None:
+def convert(net: int | None, rate: float | int | str | Decimal | None) -> int | None:  # float-ok: SQLite's REAL rate
     """What ``net`` is worth at ``rate``, rounded half away from zero (SQLite's
     ``recon_fx``). A rate stored as a float is read back as the decimal it was
     written as (at most 12 places, the column's scale)."""
