@@ -81,20 +81,21 @@ h AS MATERIALIZED (
          WHERE NOT (x::text::bigint %% 4294967296 = ANY(%(others)s::bigint[])))) AS horizon
       FROM s
 )
-SELECT NULL::bigint, NULL::bytea, i.tx_id, e.id, e.idempotency_key, e.kind, {effective}, {recorded},
+SELECT NULL::bigint, NULL::bytea, e.tx_id, e.id, e.idempotency_key, e.kind, e.effective, e.recorded,
        e.description, e.metadata::text, e.reverses_entry_id, e.hold_id, p.id, p.account_id, a.code, p.side,
        p.amount, p.currency, p.pending
-  FROM (SELECT e.tx_id, e.id FROM ledger_entries e
-         -- A row comparison: the (tx_id, id) index is walked from the last sealed
-         -- entry in order and the walk stops after the batch.
+       -- A row comparison: the (tx_id, id) index is walked from the last sealed entry
+       -- in order, fetching each entry as it goes (never a scan of the whole table),
+       -- and the walk stops after the batch. Times are formatted once per entry.
+  FROM (SELECT e.*, {effective} AS effective, {recorded} AS recorded FROM ledger_entries e
          WHERE (e.tx_id, e.id) > (%(tx)s, %(id)s) AND e.tx_id < (SELECT horizon FROM h)
-         ORDER BY e.tx_id, e.id LIMIT %(limit)s) AS i
-  JOIN ledger_entries e ON e.id = i.id
-  -- LATERAL: each entry's postings are looked up by index; a batch never scans the
-  -- whole postings table, however large the ledger grows.
-  LEFT JOIN LATERAL (SELECT * FROM ledger_postings p WHERE p.entry_id = e.id) AS p ON true
+         ORDER BY e.tx_id, e.id LIMIT %(limit)s) AS e
+  -- Each entry's postings are looked up by index (OFFSET 0 keeps this a lookup per
+  -- entry: the planner may not turn it into a join that reads the whole table).
+  LEFT JOIN LATERAL (SELECT * FROM ledger_postings p WHERE p.entry_id = e.id OFFSET 0) AS p ON true
   LEFT JOIN ledger_accounts a ON a.id = p.account_id
- ORDER BY i.tx_id, i.id, p.id
+ -- Already in (tx_id, id) order: only each entry's few postings are sorted.
+ ORDER BY e.tx_id, e.id, p.id
 """
 
 _SQLITE_UNSEALED = """
@@ -153,7 +154,7 @@ class ReadAhead:
 
     def _read(self, tx_id: int, entry_id: int, limit: int) -> list[Sequence[Any]]:
         with self.factory() as session:
-            reader.tune(session)
+            _tune(session)
             sql = _PG_UNSEALED.format(effective=reader.time_column("postgresql", "e.effective_at"),
                                       recorded=reader.time_column("postgresql", "e.recorded_at"))
             params = {"tx": tx_id, "id": entry_id, "limit": limit, "others": _other_databases(session)}
@@ -169,7 +170,7 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
     ``read_ahead`` (PostgreSQL), the next batch is read meanwhile."""
     if not store.try_lock():
         return SealResult(0, 0, busy=True)
-    reader.tune(store.session)
+    _tune(store.session)
     last = store.last_leaf()
     rows = read_ahead.take(last, limit) if read_ahead is not None else None
     if rows is None:
@@ -243,6 +244,14 @@ def _unsealed_query(store: JournalStore, last: LastLeaf | None, limit: int) -> t
                      "others": _other_databases(store.session)}
     sql = _SQLITE_UNSEALED.format(columns=columns, joins=reader.POSTING_JOINS)
     return sql, {"id": last.entry_id if last else 0, "limit": limit}
+
+
+def _tune(session: Session) -> None:
+    """A batch's read is index lookups all the way: compiling it (JIT, which its
+    estimated cost would trigger) takes longer than it saves."""
+    reader.tune(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def _other_databases(session: Session) -> list[int]:

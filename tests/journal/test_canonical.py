@@ -139,3 +139,33 @@ def test_round_trip(entry_id: int, key: str, kind: str, description: str, metada
     assert data.isascii()
     assert decode(data) == entry
     assert encode(decode(data)) == data
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=10)
+
+
+@given(key=st.text(), description=st.text(), metadata=st.dictionaries(st.text(), _JSON_VALUES, max_size=4),
+       code=st.text(min_size=1), amount=st.integers(min_value=1, max_value=2**63 - 1))
+def test_the_bytes_are_what_the_documented_json_dumps_call_gives(key: str, description: str,
+                                                                 metadata: dict[str, object], code: str,
+                                                                 amount: int) -> None:
+    entry = dataclasses.replace(ENTRY, idempotency_key=key, description=description, metadata=metadata,
+                                postings=(dataclasses.replace(ENTRY.postings[0], account_code=code, amount=amount),
+                                          ENTRY.postings[1]))
+    doc = [entry.entry_id, key, entry.kind, entry.effective_at, entry.recorded_at, description, metadata, None, 3,
+           [[p.posting_id, p.account_id, p.account_code, p.side, p.amount, p.currency, p.pending]
+            for p in entry.postings]]
+    assert encode(entry) == b"\x01" + json.dumps(doc, ensure_ascii=True, separators=(",", ":"), sort_keys=True,
+                                                 allow_nan=False).encode("ascii")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {1, 2}, b"bytes"])
+def test_metadata_that_json_cannot_hold_is_refused(value: object) -> None:
+    with pytest.raises(InvalidCanonicalEntry):
+        encode(dataclasses.replace(ENTRY, metadata={"x": value}))
+    again: dict[str, object] = {}
+    again["self"] = [again]
+    with pytest.raises(InvalidCanonicalEntry):
+        encode(dataclasses.replace(ENTRY, metadata=again))
