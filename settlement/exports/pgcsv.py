@@ -26,8 +26,9 @@ from settlement.money import exponent
 _TIME = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 
-def _money(amount: str) -> str:
-    return f"round({amount}::numeric / cx.factor, cx.places)::text"
+def _money(amount: str, currency: str = "cx") -> str:
+    """``amount`` (minor units) as decimal text, with ``currency``'s factor and places."""
+    return f"round({amount}::numeric / {currency}.factor, {currency}.places)::text"
 
 
 # Entry columns are computed once per entry (OFFSET 0 keeps the subquery from being
@@ -52,11 +53,14 @@ SELECT x.seq, x.id, x.idempotency_key, x.kind, x.effective_at, x.recorded_at, x.
 # Per account of the trial balance (passed in with its code, currency, opening net
 # balance and sign: 1 debit-normal, -1 credit-normal): an opening line, its posted
 # postings recorded in the period, a closing line. One sort serves both the window
-# (the running balance) and the output order.
+# (the running balance) and the output order: the currencies' places ride along
+# with the accounts (as arrays like the rest: a join there would hide from the
+# planner how many accounts there are), so nothing joined after the window undoes
+# its order.
 _STATEMENTS = f"""
-WITH {{cx}}, accounts(account_id, code, currency, opening, sign) AS (
+WITH accounts(account_id, code, currency, opening, sign, factor, places) AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(codes)s::text[], %(currencies)s::text[], %(openings)s::bigint[],
-                         %(signs)s::int[])
+                         %(signs)s::int[], %(factors)s::bigint[], %(places)s::int[])
 ), lines AS (
     SELECT x.*, 0 AS part, 0::bigint AS seq, 0::bigint AS posting_id, NULL::bigint AS entry_id,
            NULL::timestamptz AS recorded_at, NULL::text AS description, NULL::text AS side, 0::bigint AS amount
@@ -77,9 +81,9 @@ WITH {{cx}}, accounts(account_id, code, currency, opening, sign) AS (
 SELECT r.code, r.currency, CASE r.part WHEN 0 THEN 'opening' WHEN 1 THEN 'posting' ELSE 'closing' END,
        CASE WHEN r.part = 1 THEN r.seq END, r.entry_id, CASE WHEN r.part = 1 THEN r.posting_id END,
        {_TIME.format("r.recorded_at")}, r.description,
-       CASE WHEN r.side = 'D' THEN {_money("r.amount")} END, CASE WHEN r.side = 'C' THEN {_money("r.amount")} END,
-       {_money("r.balance")}
-  FROM running r JOIN cx ON cx.currency = r.currency
+       CASE WHEN r.side = 'D' THEN {_money("r.amount", "r")} END,
+       CASE WHEN r.side = 'C' THEN {_money("r.amount", "r")} END, {_money("r.balance", "r")}
+  FROM running r
  ORDER BY r.account_id, r.part, r.seq, r.posting_id
 """
 
@@ -133,13 +137,14 @@ def write_statements(connection: psycopg.Connection[Any], path: Path, *, first: 
     params: dict[str, Any] = {"a": first, "b": last, "ids": [a[0] for a in accounts],
                               "codes": [a[1] for a in accounts], "currencies": [a[2] for a in accounts],
                               "openings": [a[3] for a in accounts], "signs": [a[4] for a in accounts]}
-    currencies = params["currencies"]
+    params["places"] = [exponent(a[2]) for a in accounts]
+    params["factors"] = [10 ** places for places in params["places"]]
     if start is not None:
         clauses += " AND e.recorded_at >= %(f)s"
         params["f"] = start
     if end is not None:
         clauses += " AND e.recorded_at < %(t)s"
         params["t"] = end
-    query = _STATEMENTS.format(cx=_cx(currencies), period=clauses)
+    query = _STATEMENTS.format(period=clauses)
     digest, size, _ = _copy(connection, query, params, path=path, header=STATEMENT_COLUMNS, progress=progress)
     return digest, size
