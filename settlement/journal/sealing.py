@@ -52,6 +52,8 @@ from settlement.journal.models import NODE_STRIDE
 from settlement.journal.store import ZERO_HASH, JournalStore, LastLeaf, fold
 
 DEFAULT_LIMIT = 25_000
+#: Leaves go to the database in pieces of this many while a batch is hashed.
+_SEND_EVERY = 2_000
 
 # Transactions known to run in other databases of the cluster. Read in a statement
 # of its own BEFORE the one that takes the horizon: a transaction that ends in
@@ -183,13 +185,18 @@ def seal(store: JournalStore, *, limit: int = DEFAULT_LIMIT,
     chain = last.chain_hash if last else ZERO_HASH
     leaves: list[tuple[int, int, bytes, bytes]] = []
     sha256 = hashlib.sha256
-    for entry_id, canonical in _canonical(rows, store.dialect):
-        leaf = sha256(b"\x00" + canonical).digest()
-        chain = sha256(chain + leaf).digest()
-        seq += 1
-        leaves.append((seq, entry_id, leaf, chain))
+    with store.leaf_sink(clock()) as store_leaves:
+        sent = 0
+        for entry_id, canonical in _canonical(rows, store.dialect):
+            leaf = sha256(b"\x00" + canonical).digest()
+            chain = sha256(chain + leaf).digest()
+            seq += 1
+            leaves.append((seq, entry_id, leaf, chain))
+            if len(leaves) - sent == _SEND_EVERY:  # the server stores these while the next are hashed
+                store_leaves(leaves[sent:])
+                sent = len(leaves)
+        store_leaves(leaves[sent:])
     if leaves:
-        store.insert_leaves(leaves, clock())
         extend_nodes(store, leaves[0][0] - 1, [leaf for _, _, leaf, _ in leaves])
     more = len(leaves) == limit or store.unsealed_after(store.last_leaf())
     return SealResult(len(leaves), seq, more=more)

@@ -8,7 +8,8 @@ two queries whatever their number.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,21 +104,42 @@ class JournalStore:
     def tree_size(self) -> int:
         return int(self.session.execute(text("SELECT COALESCE(MAX(seq), 0) FROM journal_leaves")).scalar_one())
 
-    def insert_leaves(self, rows: Sequence[tuple[int, int, bytes, bytes]], sealed_at: dt.datetime) -> None:
-        """Append ``(seq, entry_id, leaf_hash, chain_hash)`` rows."""
-        if not rows:
+    @contextmanager
+    def leaf_sink(self, sealed_at: dt.datetime) -> Iterator[Callable[[Sequence[tuple[int, int, bytes, bytes]]], None]]:
+        """A function that appends ``(seq, entry_id, leaf_hash, chain_hash)`` rows,
+        called as often as the caller likes until the block ends. On PostgreSQL the
+        rows go down one COPY as they come, so the server stores the first while the
+        caller hashes the next; its statement trigger checks them all at the end."""
+        if not self.postgres:
+            stamp = self._bind_time(sealed_at)
+            insert = text("INSERT INTO journal_leaves (seq, entry_id, leaf_hash, chain_hash, sealed_at) "
+                          "VALUES (:s, :e, :l, :c, :t)")
+
+            def add_rows(rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
+                if rows:
+                    self.session.execute(insert, [{"s": r[0], "e": r[1], "l": r[2], "c": r[3], "t": stamp}
+                                                  for r in rows])
+
+            yield add_rows
             return
-        if self.postgres:
-            stamp = sealed_at.isoformat()
-            # COPY's text format, written by hand: bytea as \\x<hex> (the backslash escaped).
-            self._copy_text("COPY journal_leaves (seq, entry_id, leaf_hash, chain_hash, sealed_at) FROM STDIN",
-                            [f"{s}\t{e}\t\\\\x{leaf.hex()}\t\\\\x{chain.hex()}\t{stamp}\n"
-                             for s, e, leaf, chain in rows])
-            return
-        stamp = self._bind_time(sealed_at)
-        self.session.execute(text(
-            "INSERT INTO journal_leaves (seq, entry_id, leaf_hash, chain_hash, sealed_at) VALUES (:s, :e, :l, :c, :t)"),
-            [{"s": r[0], "e": r[1], "l": r[2], "c": r[3], "t": stamp} for r in rows])
+        pg_stamp = sealed_at.isoformat()
+        connection = self.session.connection().connection.driver_connection
+        assert connection is not None
+        with connection.cursor() as cursor, ExitStack() as stack:
+            copy: Any = None
+
+            def send(rows: Sequence[tuple[int, int, bytes, bytes]]) -> None:
+                nonlocal copy
+                if not rows:
+                    return
+                if copy is None:  # opened on the first rows: no rows, no statement
+                    copy = stack.enter_context(cursor.copy(
+                        "COPY journal_leaves (seq, entry_id, leaf_hash, chain_hash, sealed_at) FROM STDIN"))
+                # COPY's text format, written by hand: bytea as \\x<hex> (the backslash escaped).
+                copy.write("".join([f"{s}\t{e}\t\\\\x{leaf.hex()}\t\\\\x{chain.hex()}\t{pg_stamp}\n"
+                                    for s, e, leaf, chain in rows]).encode())
+
+            yield send
 
     def insert_nodes(self, level: int, first_idx: int, hashes: Sequence[bytes]) -> None:
         if not hashes:
