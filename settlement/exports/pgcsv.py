@@ -88,6 +88,8 @@ SELECT r.code, r.currency, CASE r.part WHEN 0 THEN 'opening' WHEN 1 THEN 'postin
 """
 
 Progress = Callable[[int], None]
+#: Rows COPY sends (one message each) written and hashed at once.
+_BLOCK_ROWS = 2_000
 
 
 def _cx(currencies: Iterable[str]) -> str:
@@ -108,14 +110,26 @@ def _copy(connection: psycopg.Connection[Any], query: str, params: dict[str, Any
         out.write(first)
         digest.update(first)
         size = len(first)
-        for chunk in copy:
-            data = bytes(chunk)
+        # COPY sends one message per row (each its own buffer): write, hash and count
+        # them in blocks.
+        block: list[Any] = []
+
+        def flush() -> None:
+            nonlocal size, lines
+            data = b"".join(block)
+            block.clear()
             out.write(data)
             digest.update(data)
-            size += len(data)
-            lines += data.count(b"\n")
+            size, lines = size + len(data), lines + data.count(b"\n")
             if progress is not None:
                 progress(lines)
+
+        for chunk in copy:
+            block.append(chunk)
+            if len(block) == _BLOCK_ROWS:
+                flush()
+        if block:
+            flush()
     return digest.hexdigest(), size, lines
 
 
