@@ -136,6 +136,19 @@ def test_transactions_elsewhere_that_start_or_end_while_the_horizon_is_taken(
     check_journal(pg_database)
 
 
+def test_a_batch_sent_in_many_pieces_is_one_right_journal(database: Database,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaves go to the database in pieces while the batch is hashed: 23 entries in
+    pieces of 5 (and a last one of 3) make the same journal as sealing them whole."""
+    monkeypatch.setattr(sealing, "_SEND_EVERY", 5)
+    open_book(database.factory)
+    post_many(database.factory, 23, "pieces")
+    with unit_of_work(database.factory) as session:
+        assert Journal(session).seal(limit=100).sealed == 23
+    rows = check_journal(database)
+    assert [seq for seq, _, _, _ in rows] == list(range(1, 24))
+
+
 def test_posting_never_waits_for_the_sealer_and_a_second_sealer_returns(pg_database: Database) -> None:
     open_book(pg_database.factory)
     post_many(pg_database.factory, 3, "first")
