@@ -24,8 +24,9 @@ class AccountTotals:
     credit: int = 0
     before_debit: int = 0
     before_credit: int = 0
-    #: Order-dependent digest of the account's in-period posted postings, to match
-    #: them with its statement lines.
+    #: Sum of :func:`posting_digest` over the account's in-period posted postings, to
+    #: match them with its statement lines (a sum, so parts of the journal checked
+    #: apart add up).
     digest: int = 0
 
 
@@ -177,7 +178,7 @@ class JournalCheck:
             totals.debit += line.amount
         else:
             totals.credit += line.amount
-        totals.digest = posting_digest(totals.digest, line.posting_id or 0, debit, line.amount)
+        totals.digest += posting_digest(line.seq, line.posting_id or 0, debit, line.amount)
 
     def _reporting(self, where: str, line: JournalLine) -> None:
         assert line.exchange_rate is not None
@@ -293,7 +294,10 @@ class TrialBalanceCheck:
 TYPES = frozenset(t.value for t in AccountType)
 
 
-def posting_digest(digest: int, posting_id: int, debit: bool, amount: int) -> int:
-    """Order-dependent digest of an account's postings. Only integers go in, whose
-    hashes Python does not randomise, so two processes agree."""
-    return hash((digest, posting_id, 1 if debit else 2, amount))
+def posting_digest(seq: int, posting_id: int, debit: bool, amount: int) -> int:
+    """A posting's part of its account's digest: the sum of these over an account's
+    postings is the same for its journal rows and its statement lines when both hold
+    the same postings. Both are in (seq, posting id) order (the statements' check
+    requires it), so the same postings are also the same sequence. Only integers go
+    in, whose hashes Python does not randomise, so two processes agree."""
+    return hash((seq, posting_id, 1 if debit else 2, amount))

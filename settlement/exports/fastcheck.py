@@ -1,5 +1,5 @@
-"""The offline verifier's fast paths for CSV journals and statements, the largest
-files it reads.
+"""The offline verifier's fast path for CSV journals, the largest file it reads
+(the statements' is in :mod:`settlement.exports.statement_checks`).
 
 An entry's rows are checked straight from the CSV reader's lists, without building a
 row object per posting. An entry that passes every check here updates the
@@ -7,146 +7,377 @@ row object per posting. An entry that passes every check here updates the
 an entry that does not (anything malformed, unbalanced, out of place or not hashing
 to its leaf) is handed to the general path, which names the row and the problem.
 So this module decides nothing on its own: it only makes the common case cheap.
+
+A big journal is read in two parts at once: another process checks the rows from a
+byte offset where an entry starts (:func:`check_journal_tail`) while this one reads
+up to it, then takes that process's sums in place of reading the rest. It does so
+only when every row of the tail passed the fast path and the cut is where this
+process's own reading finds a record and an entry starting; otherwise it reads on
+past the cut as if there were none, so the failures are the same either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import sys
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from settlement.errors import SettlementError
-from settlement.exports.checks import AccountTotals, Fail, JournalCheck, posting_digest
-from settlement.exports.readers import LEAF_PATTERN, TIME_PATTERN, BadRow, journal_csv, statement_values
-from settlement.exports.rows import JOURNAL_COLUMNS, STATEMENT_COLUMNS, parse_amount
-from settlement.exports.statement_checks import StatementCheck
-from settlement.journal.canonical import encode_fields
-from settlement.journal.merkle import MalformedRange
+from settlement.exports.checks import AccountTotals, Fail, JournalCheck
+from settlement.exports.readers import TIME_PATTERN, BadRow, CsvRecords, journal_csv, text_lines
+from settlement.exports.rows import JOURNAL_COLUMNS, currency_places, parse_amount
+from settlement.journal.canonical import VERSION, canonical_json
+from settlement.journal.merkle import MalformedRange, RangeMerger
 
-_PENDING = {"true": True, "false": False}
+_TIME = TIME_PATTERN.fullmatch
+_SHA256 = hashlib.sha256
+_QUOTE = json.encoder.encode_basestring_ascii  # as the canonical encoder quotes strings
+_LEAF_PREFIX = b"\x00" + bytes([VERSION])  # RFC 9162 leaf, then the canonical encoding's version
+_DEBIT, _CREDIT = _QUOTE("D"), _QUOTE("C")
+_JOURNAL_WIDTH = len(JOURNAL_COLUMNS)
+#: An entry's rows; what the check takes of a posting (id, account code, currency,
+#: amount, debit, pending, the account's totals if known before the entry).
+Rows = list[list[str]]
+_Posting = tuple[int, str, str, int, bool, bool, AccountTotals | None]
 
 
 def _number(text: str) -> int | None:
     return int(text) if text.isdigit() and text.isascii() else None
 
 
-def csv_entry(check: JournalCheck, rows: list[list[str]]) -> bool:
-    """Check one entry's rows; True when they are right and ``check`` was updated."""
-    head = rows[0]
-    ids = _ids(check, head)
-    postings = _postings(check, rows) if ids is not None else None
-    if ids is None or postings is None:
-        return False
-    seq, entry_id, reverses, hold = ids
-    try:
-        metadata = {} if head[7] == "{}" else json.loads(head[7])
-        data = encode_fields(entry_id, head[2], head[3], head[4], head[5], head[6], metadata, reverses, hold,
-                             postings) if isinstance(metadata, dict) else b""
-    except (ValueError, SettlementError):
-        return False
-    leaf = hashlib.sha256(b"\x00" + data).digest()
-    if not data or leaf.hex() != head[17]:
-        return False
-    _commit(check, seq, leaf, head[5], postings)
-    return True
+def _id_or_empty(text: str) -> bool:
+    return not text or (text.isdigit() and text.isascii())
 
 
-def _ids(check: JournalCheck, head: list[str]) -> tuple[int, int, int | None, int | None] | None:
-    """(seq, entry id, reverses_entry_id, hold_id) of an entry in its place with
-    well-formed times and leaf hash; None otherwise."""
-    seq, entry_id = _number(head[0]), _number(head[1])
-    reverses = _number(head[8]) if head[8] else None
-    hold = _number(head[9]) if head[9] else None
-    if (check.group or check.merger is None or seq is None or entry_id is None or seq != check.expected
-            or (head[8] and reverses is None) or (head[9] and hold is None)
-            or not (TIME_PATTERN.fullmatch(head[4]) and TIME_PATTERN.fullmatch(head[5])
-                    and LEAF_PATTERN.fullmatch(head[17]))):
-        return None
-    return seq, entry_id, reverses, hold
+class CsvJournal:
+    """The fast path over one :class:`JournalCheck`: :meth:`entry` checks an entry's
+    CSV rows and, when they are right, updates the check as its general path would.
 
+    It writes the entry's canonical bytes straight from the row's texts (strings
+    quoted as the canonical encoder quotes them, ids as written, amounts and the
+    metadata object re-serialised): a text that differs from what the encoder makes
+    of the values (an id written with a leading zero, say) gives another leaf hash,
+    and so goes to the general path, never through."""
 
-def _postings(check: JournalCheck, rows: list[list[str]]) -> list[list[Any]] | None:  # noqa: PLR0911 - one exit per check
-    """The entry's postings in canonical form, or None if any row is not right:
-    every row repeats the entry's fields, postings are in id order and balance per
-    currency and layer, amounts are positive in their currency's places."""
-    head = rows[0]
-    entry_fields, leaf_text = head[:10], head[17]
-    postings: list[list[Any]] = []
-    sums: dict[tuple[str, bool], int] = {}
-    previous = 0
-    for row in rows:
-        if row[:10] != entry_fields or row[17] != leaf_text:
+    __slots__ = ("_effective", "_places", "_quoted", "check")
+
+    def __init__(self, check: JournalCheck) -> None:
+        self.check = check
+        self._effective = ("", "")  # the last effective_at found canonical, and quoted (entries often share it)
+        self._places: dict[str, int | None] = {}
+        self._quoted: dict[str, str] = {}  # account codes and currencies, quoted
+
+    def entry(self, rows: Rows) -> bool:
+        """Check one entry's rows; True when they are right and the check was updated."""
+        check, head = self.check, rows[0]
+        seq = check.expected
+        entry_text, effective, recorded, reverses, hold = head[1], head[4], head[5], head[8], head[9]
+        if (check.group or check.merger is None or head[0] != str(seq)
+                or not (entry_text.isdigit() and entry_text.isascii()) or not _TIME(recorded)
+                or ((reverses or hold) and not (_id_or_empty(reverses) and _id_or_empty(hold)))):
+            return False
+        if effective != self._effective[0]:
+            if not _TIME(effective):
+                return False
+            self._effective = (effective, _QUOTE(effective))
+        checked = self._pair(rows) if len(rows) == 2 else self._postings(rows)
+        if checked is None:
+            return False
+        postings, items = checked
+        metadata = head[7]
+        if metadata != "{}":
+            # Any JSON text of the object will do: the canonical encoding re-serialises it.
+            try:
+                value = json.loads(metadata)
+                metadata = canonical_json(value) if isinstance(value, dict) else ""
+            except (ValueError, SettlementError):
+                metadata = ""
+            if not metadata:
+                return False
+        text = (f"[{entry_text},{_QUOTE(head[2])},{_QUOTE(head[3])},{self._effective[1]},{_QUOTE(recorded)},"
+                f"{_QUOTE(head[6])},{metadata},{reverses or 'null'},{hold or 'null'},[{postings}]]")
+        leaf = _SHA256(_LEAF_PREFIX + text.encode("ascii")).digest()
+        if leaf.hex() != head[17]:
+            return False
+        self._commit(seq, leaf, recorded, items)
+        return True
+
+    def _postings(self, rows: Rows) -> tuple[str, list[_Posting]] | None:  # noqa: PLR0911, PLR0912 - one exit per check
+        """The entry's postings in canonical form, and what the check needs of each;
+        None if any row is not right: every row repeats the entry's fields, postings
+        are in id order and balance per currency and layer, amounts are positive in
+        their currency's places, and an account keeps one currency."""
+        head = rows[0]
+        entry_fields, leaf_text = head[:10], head[17]
+        accounts, places_of, quoted = self.check.accounts, self._places, self._quoted
+        parts: list[str] = []
+        items: list[_Posting] = []
+        new: dict[str, str] = {}
+        previous = balance = 0
+        layer: str | None = None
+        layer_pending = mixed = False
+        for row in rows:
+            if row is not head and (row[:10] != entry_fields or row[17] != leaf_text):
+                return None
+            posting_text, account_text, code, debit, credit, currency, pending_text = row[10:17]
+            pending = pending_text == "true"
+            if not (posting_text.isdigit() and account_text.isdigit() and (posting_text + account_text).isascii()
+                    and code and (pending or pending_text == "false")):
+                # An entry without postings (a hold's void or expiry) is one row with none of their fields.
+                return None if posting_text or len(rows) > 1 or any(row[11:17]) else ("", [])
+            posting_id = int(posting_text)
+            if posting_id <= previous or bool(debit) == bool(credit):
+                return None
+            previous = posting_id
+            text = debit or credit
+            places = places_of.get(currency)
+            # As the writers print amounts: digits, the point, the currency's places.
+            if places and places + 1 < len(text) < places + 20 and text[-places - 1] == ".":
+                digits = text.replace(".", "", 1)
+                amount = int(digits) if digits.isdigit() and digits.isascii() else self._amount(text, currency)
+            else:
+                amount = self._amount(text, currency)
+            if amount is None or amount <= 0:
+                return None
+            totals = accounts.get(code)
+            if totals is None:
+                if new.setdefault(code, currency) != currency:
+                    return None
+            elif totals.currency != currency:
+                return None
+            parts.append(f"[{posting_text},{account_text},{quoted.get(code) or self._quote(code)},"
+                         f"{_DEBIT if debit else _CREDIT},{amount},{quoted.get(currency) or self._quote(currency)},"
+                         f"{pending_text}]")
+            items.append((posting_id, code, currency, amount, bool(debit), pending, totals))
+            if layer is None:
+                layer, layer_pending = currency, pending
+            elif currency != layer or pending is not layer_pending:
+                mixed = True
+            balance += amount if debit else -amount
+        if mixed:
+            sums: dict[tuple[str, bool], int] = {}
+            for _, _, layer, amount, is_debit, layer_pending, _ in items:
+                key = (layer, layer_pending)
+                sums[key] = sums.get(key, 0) + (amount if is_debit else -amount)
+            if any(sums.values()):
+                return None
+        elif balance:
             return None
-        if not row[10]:
-            return None if len(rows) > 1 or any(row[11:17]) else []
-        posting_text, account_text, code, debit, credit, currency, pending_text = row[10:17]
-        pending = _PENDING.get(pending_text)
-        if (not (posting_text.isdigit() and account_text.isdigit() and (posting_text + account_text).isascii())
-                or pending is None or not code or bool(debit) == bool(credit)):
+        return ",".join(parts), items
+
+    def _pair(self, rows: Rows) -> tuple[str, list[_Posting]] | None:
+        """:meth:`_postings` for the usual entry, two postings in one currency and
+        layer, a debit and a credit written alike: they balance, so there is one
+        amount to read (other pairs go the general way)."""
+        head, other = rows
+        posting_text, account_text, code, debit, credit, currency, pending_text = head[10:17]
+        other_posting, other_account, other_code, other_debit, other_credit, other_currency, other_pending = \
+            other[10:17]
+        if (other_currency != currency or other_pending != pending_text or other_debit != credit
+                or other_credit != debit or bool(debit) == bool(credit)):
+            return self._postings(rows)
+        pending = pending_text == "true"
+        if (other[:10] != head[:10] or other[17] != head[17] or not (pending or pending_text == "false")
+                or not (posting_text.isdigit() and account_text.isdigit() and other_posting.isdigit()
+                        and other_account.isdigit() and code and other_code
+                        and (posting_text + account_text + other_posting + other_account).isascii())):
             return None
-        posting_id = int(posting_text)
-        if posting_id <= previous:
+        posting_id, other_id = int(posting_text), int(other_posting)
+        if not 0 < posting_id < other_id:
             return None
-        previous = posting_id
+        text = debit or credit
+        places = self._places.get(currency)
+        if places and places + 1 < len(text) < places + 20 and text[-places - 1] == ".":
+            digits = text.replace(".", "", 1)
+            amount = int(digits) if digits.isdigit() and digits.isascii() else self._amount(text, currency)
+        else:
+            amount = self._amount(text, currency)
+        if amount is None or amount <= 0:
+            return None
+        accounts, quoted = self.check.accounts, self._quoted
+        totals, other_totals = accounts.get(code), accounts.get(other_code)
+        if (totals is not None and totals.currency != currency) or (
+                other_totals is not None and other_totals.currency != currency):
+            return None
+        currency_json = quoted.get(currency) or self._quote(currency)
+        first_side, other_side = (_DEBIT, _CREDIT) if debit else (_CREDIT, _DEBIT)
+        postings = (f"[{posting_text},{account_text},{quoted.get(code) or self._quote(code)},{first_side},{amount},"
+                    f"{currency_json},{pending_text}],[{other_posting},{other_account},"
+                    f"{quoted.get(other_code) or self._quote(other_code)},{other_side},{amount},{currency_json},"
+                    f"{pending_text}]")
+        is_debit = bool(debit)
+        return postings, [(posting_id, code, currency, amount, is_debit, pending, totals),
+                          (other_id, other_code, currency, amount, not is_debit, pending, other_totals)]
+
+    def _amount(self, text: str, currency: str) -> int | None:
+        """``text`` in minor units of ``currency`` by the full rules (None where they
+        refuse it); remembers the currency's places for the quick reading above."""
+        if currency not in self._places:
+            self._places[currency] = currency_places(currency)
         try:
-            amount = parse_amount(debit or credit, currency)
+            return parse_amount(text, currency)
         except SettlementError:
             return None
-        if amount <= 0:
-            return None
-        totals = check.accounts.get(code)
-        if totals is not None and totals.currency != currency:
-            return None
-        side = "D" if debit else "C"
-        postings.append([posting_id, int(account_text), code, side, amount, currency, pending])
-        layer = (currency, pending)
-        sums[layer] = sums.get(layer, 0) + (amount if debit else -amount)
-    return None if any(sums.values()) else postings
 
+    def _quote(self, text: str) -> str:
+        quoted = self._quoted[text] = _QUOTE(text)
+        return quoted
 
-def _commit(check: JournalCheck, seq: int, leaf: bytes, recorded_at: str, postings: list[list[Any]]) -> None:
-    """What JournalCheck's general path does for a right entry."""
-    check.expected = seq + 1
-    check.entries += 1
-    check.postings += len(postings)
-    before = check.period_from is not None and recorded_at < check.period_from
-    after = check.period_to is not None and recorded_at >= check.period_to
-    for posting_id, _, code, side, amount, currency, pending in postings:
-        totals = check.accounts.get(code)
-        if totals is None:
-            totals = check.accounts[code] = AccountTotals(currency)
-        if pending or after:
-            continue
-        debit = side == "D"
-        if before:
-            if debit:
-                totals.before_debit += amount
+    def _commit(self, seq: int, leaf: bytes, recorded_at: str, items: list[_Posting]) -> None:
+        """What JournalCheck's general path does for a right entry."""
+        check = self.check
+        check.expected = seq + 1
+        check.entries += 1
+        check.postings += len(items)
+        before = check.period_from is not None and recorded_at < check.period_from
+        after = check.period_to is not None and recorded_at >= check.period_to
+        accounts = check.accounts
+        for posting_id, code, currency, amount, debit, pending, known in items:
+            totals = known or accounts.get(code)
+            if totals is None:
+                totals = accounts[code] = AccountTotals(currency)
+            if pending or after:
+                continue
+            if before:
+                if debit:
+                    totals.before_debit += amount
+                else:
+                    totals.before_credit += amount
+            elif debit:
+                totals.debit += amount
+                totals.digest += hash((seq, posting_id, 1, amount))  # checks.posting_digest, inlined
             else:
-                totals.before_credit += amount
+                totals.credit += amount
+                totals.digest += hash((seq, posting_id, 2, amount))
+        assert check.merger is not None
+        try:
+            check.merger.push(seq - 1, seq, leaf)
+        except MalformedRange as exc:
+            check.fail(f"sequence number {seq}", f"cannot place leaf {seq} in the tree: {exc}")
+            check.merger = None
+
+
+@dataclass(slots=True)
+class JournalTail:
+    """What the journal's rows from a cut to its end add to a :class:`JournalCheck`,
+    all of them right: the first row's sequence number, the one after the last, the
+    counts, the accounts' totals (in the order the rows name them) and the Merkle
+    nodes of the leaves."""
+
+    first: int
+    expected: int
+    entries: int
+    postings: int
+    accounts: dict[str, AccountTotals]
+    pieces: list[tuple[int, int, bytes]]
+
+
+@dataclass(slots=True)
+class Split:
+    """A journal read in two parts: ``tail()`` is what another process found from
+    byte ``offset`` on (None if anything there was not right, or it failed)."""
+
+    offset: int
+    tail: Callable[[], JournalTail | None]
+
+
+def entry_start(path: Path, near: int, window: int = 1 << 20) -> int | None:
+    """The offset of the first line at or after ``near`` whose first field (``seq``)
+    differs from the previous line's: where an entry starts, unless a quoted field
+    spans those lines (:func:`verify_csv_journal` then finds the cut unclean)."""
+    with path.open("rb") as handle:
+        handle.seek(near)
+        lines = handle.read(window).split(b"\n")
+    position, previous = near + len(lines[0]) + 1, None
+    for line in lines[1:-1]:  # whole lines only
+        seq = line.split(b",", 1)[0]
+        if previous is not None and seq != previous and seq.isdigit():
+            return position
+        previous = seq
+        position += len(line) + 1
+    return None
+
+
+def check_journal_tail(path: str, offset: int, tree_size: int, period_from: str | None,
+                       period_to: str | None) -> JournalTail | None:
+    """The fast path over the journal's rows from byte ``offset`` to its end (run in
+    a worker process). None as soon as any row is not right: the process reading up
+    to the cut then checks the rest itself, and names the rows."""
+    problems: list[str] = []
+    with contextlib.closing(text_lines(Path(path), offset)) as lines:
+        records = iter(CsvRecords(lines))
+        try:
+            rows = [next(records, [])]
+            first = _number(rows[0][0]) if len(rows[0]) == _JOURNAL_WIDTH else None
+            if first is None:
+                return None
+            check = JournalCheck(lambda where, message: problems.append(message), tree_size=tree_size, root=b"",
+                                 first=first, last=first, proof=[], period_from=period_from, period_to=period_to)
+            check.merger = RangeMerger(tree_size, start=first - 1)
+            right = _all_right(records, rows, CsvJournal(check).entry)
+        except csv.Error:
+            return None
+    if not right or problems or check.merger is None:
+        return None
+    return JournalTail(first, check.expected, check.entries, check.postings, check.accounts, check.merger.pieces())
+
+
+def _all_right(reader: Iterator[list[str]], rows: Rows, entry: Callable[[Rows], bool]) -> bool:
+    """Feed the entries to the fast path (``rows`` holds the first row read) until
+    the end, or the first row that is not right."""
+    seq_text = rows[0][0]
+    for row in reader:
+        if len(row) != _JOURNAL_WIDTH:
+            return False
+        if row[0] == seq_text:
+            rows.append(row)
             continue
-        if debit:
-            totals.debit += amount
-        else:
-            totals.credit += amount
-        totals.digest = posting_digest(totals.digest, posting_id, debit, amount)
-    assert check.merger is not None
-    try:
-        check.merger.push(seq - 1, seq, leaf)
-    except MalformedRange as exc:
-        check.fail(f"sequence number {seq}", f"cannot place leaf {seq} in the tree: {exc}")
-        check.merger = None
+        if not entry(rows):
+            return False
+        rows, seq_text = [row], row[0]
+    return entry(rows)
 
 
-def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail) -> None:
+class _Cut:
+    """A journal's lines read as two parts, cut at the split's offset (just after a
+    line break): the same lines as one reading. ``before`` is how many lines the
+    ``records`` had taken when they asked for the first line after the cut."""
+
+    def __init__(self, path: Path, split: Split) -> None:
+        self.path, self.split = path, split
+        self.before = sys.maxsize
+        self.records: CsvRecords | None = None
+
+    def lines(self) -> Generator[str, None, None]:
+        yield from text_lines(self.path, 0, self.split.offset)
+        self.before = self.records.line_num if self.records is not None else 0
+        yield from text_lines(self.path, self.split.offset)
+
+    def handed_over(self, check: JournalCheck, row: list[str]) -> bool:
+        """At the first entry read past the cut (``row``, its first row): whether the
+        rest is the other process's. It is if this entry starts right at the cut (one
+        line: no line break inside its fields) and :func:`_take_tail` takes the result."""
+        assert self.records is not None
+        clean = self.records.line_num == self.before + 1 and not any("\n" in f or "\r" in f for f in row)
+        self.before = sys.maxsize
+        return clean and _take_tail(check, row, self.split)
+
+
+def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail, split: Split | None = None) -> None:
     """Feed a CSV journal to ``check``, entry by entry, through the fast path when
-    the entry allows it and the general path otherwise."""
+    the entry allows it and the general path otherwise. With a ``split``, the rows
+    after its cut are the other process's when its cut is clean and its result
+    fits (:func:`_take_tail`); otherwise they are read here like the others."""
     name = path.name
-    columns = len(JOURNAL_COLUMNS)
+    entry = CsvJournal(check).entry
 
-    def flush(group: list[list[str]], start: int) -> None:
-        if csv_entry(check, group):
+    def flush(group: Rows, start: int) -> None:
+        if entry(group):
             return
         for offset, row in enumerate(group):
             where = f"{name} row {start + offset}"
@@ -158,82 +389,75 @@ def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail) -> None:
             check.row(where, line)
         check.finish_entry()
 
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
-        group: list[list[str]] = []
+    cut = _Cut(path, split) if split is not None else None
+    with contextlib.ExitStack() as stack:
+        if cut is None:
+            lines: Iterator[str] = stack.enter_context(path.open("r", encoding="utf-8", errors="replace",
+                                                                 newline=""))
+        else:
+            lines = stack.enter_context(contextlib.closing(cut.lines()))
+        records = CsvRecords(lines)
+        if cut is not None:
+            cut.records = records
+        rows = iter(records)
+        group: Rows = []
+        group_seq: str | None = None
         start = 0
         try:
-            header = next(reader, None)
+            header = next(rows, None)
             if header is None or tuple(header) != JOURNAL_COLUMNS:
                 fail(f"{name} header", f"the header is not {','.join(JOURNAL_COLUMNS)}")
                 return
-            for number, row in enumerate(reader, 1):
-                if len(row) != columns:
+            for number, row in enumerate(rows, 1):
+                if len(row) != _JOURNAL_WIDTH:
                     if group:
                         flush(group, start)
-                        group = []
-                    fail(f"{name} row {number}", f"has {len(row)} fields, not {columns}")
+                        group, group_seq = [], None
+                    fail(f"{name} row {number}", f"has {len(row)} fields, not {_JOURNAL_WIDTH}")
                     continue
-                if group and row[0] == group[0][0]:
+                if row[0] == group_seq:
                     group.append(row)
                     continue
                 if group:
                     flush(group, start)
-                group, start = [row], number
+                if cut is not None and records.line_num > cut.before and cut.handed_over(check, row):
+                    group = []
+                    break
+                group, group_seq, start = [row], row[0], number
         except csv.Error as exc:
-            fail(f"{name} row {reader.line_num}", f"is not valid CSV ({exc})")
+            fail(f"{name} row {records.line_num}", f"is not valid CSV ({exc})")
         if group:
             flush(group, start)
 
 
-def verify_csv_statements(path: Path, checker: StatementCheck, fail: Fail) -> None:
-    """Feed a CSV statements file to ``checker``: posting lines that are right update
-    it here; everything else (opening and closing lines, anything wrong) goes through
-    its general path."""
-    name = path.name
-    columns = len(STATEMENT_COLUMNS)
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
-        try:
-            header = next(reader, None)
-            if header is None or tuple(header) != STATEMENT_COLUMNS:
-                fail(f"{name} header", f"the header is not {','.join(STATEMENT_COLUMNS)}")
-                return
-            for number, row in enumerate(reader, 1):
-                if len(row) == columns and row[2] == "posting" and row[0] == checker.code \
-                        and _statement_posting(checker, row):
-                    continue
-                where = f"{name} row {number}"
-                if len(row) != columns:
-                    fail(where, f"has {len(row)} fields, not {columns}")
-                    continue
-                try:
-                    line = statement_values(row)
-                except (BadRow, SettlementError) as exc:
-                    fail(where, str(exc))
-                    continue
-                checker.row(where, line)
-        except csv.Error as exc:
-            fail(f"{name} row {reader.line_num}", f"is not valid CSV ({exc})")
-    checker.finish(name)
-
-
-def _statement_posting(checker: StatementCheck, row: list[str]) -> bool:
-    """A right posting line, applied to ``checker`` as its general path would."""
-    _, currency, _, seq_text, entry_text, posting_text, _, _, debit, credit, balance = row
-    if (not (seq_text.isdigit() and entry_text.isdigit() and posting_text.isdigit()
-             and (seq_text + entry_text + posting_text).isascii()) or bool(debit) == bool(credit)):
+def _take_tail(check: JournalCheck, row: list[str], split: Split) -> bool:
+    """Add the other process's result for the rows from ``row`` on to ``check``,
+    when it has one that fits: it starts at the sequence number and Merkle position
+    the check expects next, and each account it names keeps the currency it has
+    here. Otherwise leave ``check`` as it is (and the caller reads on)."""
+    part = split.tail()
+    merger = check.merger
+    if (part is None or check.group or row[0] != str(check.expected) or part.first != check.expected
+            or (merger is not None and merger.position != part.first - 1)):
         return False
-    try:
-        amount = parse_amount(debit or credit, currency)
-        stated = parse_amount(balance, currency)
-    except SettlementError:
-        return False
-    seq, posting_id = int(seq_text), int(posting_text)
-    running = checker.running + checker.sign * (amount if debit else -amount)
-    if (seq, posting_id) <= checker.previous or not checker.first <= seq <= checker.last or stated != running:
-        return False
-    checker.previous = (seq, posting_id)
-    checker.running = running
-    checker.digest = posting_digest(checker.digest, posting_id, bool(debit), amount)
+    accounts = check.accounts
+    for code, totals in part.accounts.items():
+        mine = accounts.get(code)
+        if mine is not None and mine.currency != totals.currency:
+            return False
+    for code, totals in part.accounts.items():
+        mine = accounts.get(code)
+        if mine is None:
+            accounts[code] = totals
+            continue
+        mine.debit += totals.debit
+        mine.credit += totals.credit
+        mine.before_debit += totals.before_debit
+        mine.before_credit += totals.before_credit
+        mine.digest += totals.digest
+    check.expected = part.expected
+    check.entries += part.entries
+    check.postings += part.postings
+    if merger is not None:
+        merger.extend(part.pieces)
     return True

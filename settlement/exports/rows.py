@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from settlement.errors import SettlementError
 from settlement.money import exponent, to_minor
 
 JOURNAL = "journal"
@@ -141,3 +142,12 @@ def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
         value = int(digits) * _POWERS[places] + (int(fraction) * _POWERS[places - len(fraction)] if fraction else 0)
         return -value if whole[:1] == "-" else value
     return to_minor(text, currency, field=field)
+
+
+def currency_places(currency: str) -> int | None:
+    """The currency's decimal places; None for a code that is not a known currency."""
+    try:
+        return exponent(currency)
+    except SettlementError:
+        return None
+

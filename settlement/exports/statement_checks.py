@@ -3,10 +3,14 @@ alone, possibly in a second process), then against the trial balance and the jou
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from settlement.errors import SettlementError
 from settlement.exports.checks import TYPES, Fail, JournalCheck, TrialBalanceCheck, money, posting_digest
-from settlement.exports.rows import StatementLine
+from settlement.exports.readers import BadRow, CsvRecords, statement_values
+from settlement.exports.rows import STATEMENT_COLUMNS, StatementLine, currency_places
 from settlement.ledger.models import AccountType
 
 
@@ -68,7 +72,7 @@ class StatementCheck:
             self.fail(where, f"balance {money(line.balance, line.currency)} does not follow from the previous "
                              f"line (expected {money(self.running, line.currency)})")
             self.running = line.balance
-        self.digest = posting_digest(self.digest, posting_id, debit, amount)
+        self.digest += posting_digest(seq, posting_id, debit, amount)
 
     def _open(self, where: str, line: StatementLine) -> None:
         if self.code is not None:
@@ -121,3 +125,70 @@ def cross_check(fail: Fail, where: str, summaries: dict[str, StatementSummary], 
     for code in balances.accounts:
         if code not in summaries:
             fail(where, f"account {code} of the trial balance has no statement")
+
+
+def verify_csv_statements(path: Path, checker: StatementCheck, fail: Fail) -> None:
+    """Feed a CSV statements file to ``checker``: posting lines that are right update
+    it here, straight from the CSV reader's lists (its state held in local names
+    meanwhile); everything else (opening and closing lines, anything wrong) goes
+    through its general path."""
+    name = path.name
+    columns = len(STATEMENT_COLUMNS)
+    places_of: dict[str, int | None] = {}
+    first, last = checker.first, checker.last
+    code, running, sign = checker.code, checker.running, checker.sign
+    digest, previous = checker.digest, checker.previous
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+        records = CsvRecords(handle)
+        rows = iter(records)
+        try:
+            header = next(rows, None)
+            if header is None or tuple(header) != STATEMENT_COLUMNS:
+                fail(f"{name} header", f"the header is not {','.join(STATEMENT_COLUMNS)}")
+                return
+            for number, row in enumerate(rows, 1):
+                if len(row) == columns and row[0] == code and row[2] == "posting":
+                    # A right posting line: what StatementCheck.row does with it.
+                    _, currency, _, seq_text, entry_text, posting_text, _, _, debit, credit, balance = row
+                    places = places_of[currency] if currency in places_of else _places(places_of, currency)
+                    text = credit if not debit else debit if not credit else ""  # a debit or a credit
+                    negative = balance[:1] == "-"  # balances may be negative
+                    magnitude = balance[1:] if negative else balance
+                    # Amounts as the writers print them (digits, the point, the currency's places) are
+                    # read here; others (or a malformed line) go the general way, which reads or refuses them.
+                    if (places and places + 1 < len(text) < places + 20 and text[-places - 1] == "."
+                            and places + 1 < len(magnitude) < places + 20 and magnitude[-places - 1] == "."
+                            and seq_text and entry_text and posting_text):
+                        digits, stated_digits = text.replace(".", "", 1), magnitude.replace(".", "", 1)
+                        numbers = digits + stated_digits + seq_text + entry_text + posting_text
+                        if numbers.isdigit() and numbers.isascii():
+                            seq, posting_id, amount = int(seq_text), int(posting_text), int(digits)
+                            line_running = running + sign * (amount if debit else -amount)
+                            if ((seq, posting_id) > previous and first <= seq <= last
+                                    and (-int(stated_digits) if negative else int(stated_digits)) == line_running):
+                                previous, running = (seq, posting_id), line_running
+                                digest += hash((seq, posting_id, 1 if debit else 2, amount))  # posting_digest
+                                continue
+                where = f"{name} row {number}"
+                if len(row) != columns:
+                    fail(where, f"has {len(row)} fields, not {columns}")
+                    continue
+                try:
+                    line = statement_values(row)
+                except (BadRow, SettlementError) as exc:
+                    fail(where, str(exc))
+                    continue
+                checker.running, checker.digest, checker.previous = running, digest, previous
+                checker.row(where, line)
+                code, running, sign, digest, previous = (checker.code, checker.running, checker.sign, checker.digest,
+                                                         checker.previous)
+        except csv.Error as exc:
+            fail(f"{name} row {records.line_num}", f"is not valid CSV ({exc})")
+        finally:
+            checker.running, checker.digest, checker.previous = running, digest, previous
+    checker.finish(name)
+
+
+def _places(cache: dict[str, int | None], currency: str) -> int | None:
+    places = cache[currency] = currency_places(currency)
+    return places

@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 SubtreeHash = Callable[[int, int], bytes]
+_sha256 = hashlib.sha256
 
 
 def hash_leaf(data: bytes) -> bytes:
@@ -219,28 +220,39 @@ class MalformedRange(ValueError):
 class RangeMerger:
     """Rebuild the root of a tree of ``size`` leaves from nodes given left to right
     (leaves recomputed from data, and hashes of the subtrees in between), merging
-    two adjacent nodes as soon as they are siblings. Memory is O(log n)."""
+    two adjacent nodes as soon as they are siblings. Memory is O(log n).
 
-    __slots__ = ("_stack", "size")
+    A merger may also start at ``start`` > 0: it then merges the nodes of
+    ``[start, ...)`` only, and :meth:`pieces` hands them to a merger that has
+    reached ``start`` (so two processes can each take a run of leaves)."""
 
-    def __init__(self, size: int) -> None:
+    __slots__ = ("_stack", "_start", "size")
+
+    def __init__(self, size: int, start: int = 0) -> None:
         self.size = size
+        self._start = start
         self._stack: list[tuple[int, int, bytes]] = []
 
     @property
     def position(self) -> int:
         """Where the next piece must start."""
-        return self._stack[-1][1] if self._stack else 0
+        return self._stack[-1][1] if self._stack else self._start
 
     def push(self, start: int, end: int, digest: bytes) -> None:
         stack = self._stack
-        if end == start + 1 and start & 1 and end <= self.size and stack and stack[-1][1] == start:
-            # The common case, a right leaf after its left sibling: merge without the general checks.
-            a, b, left = stack[-1]
-            if b - a == 1:
-                stack[-1] = (a, end, hash_children(left, digest))
-                self._merge()
-                return
+        if end == start + 1 and end < self.size and (stack[-1][1] if stack else self._start) == start:
+            # The common case, the next leaf away from the right edge: like a frontier, merge it
+            # with the perfect subtrees it completes (there the general rule reduces to this one).
+            width = 1
+            while stack:
+                a, _, left = stack[-1]
+                if start - a != width or a % (width << 1):
+                    break
+                stack.pop()
+                digest = _sha256(b"\x01" + left + digest).digest()
+                start, width = a, width << 1
+            stack.append((start, end, digest))
+            return
         if start != self.position or not start < end <= self.size:
             raise MalformedRange(f"piece [{start}, {end}) does not continue at {self.position} "
                                  f"in a tree of {self.size}")
@@ -262,6 +274,10 @@ class RangeMerger:
     def extend(self, pieces: Iterable[tuple[int, int, bytes]]) -> None:
         for start, end, digest in pieces:
             self.push(start, end, digest)
+
+    def pieces(self) -> list[tuple[int, int, bytes]]:
+        """The nodes merged so far, left to right: they tile ``[start, position)``."""
+        return list(self._stack)
 
     def root(self) -> bytes:
         if self.size == 0 and not self._stack:

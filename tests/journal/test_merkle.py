@@ -65,6 +65,34 @@ def test_any_run_of_leaves_with_the_nodes_around_it_rebuilds_the_root(case: tupl
     assert merger.root() == rfc9162.mth(leaves)
 
 
+@given(st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(0, n))))
+def test_runs_merged_apart_rebuild_the_root_together(case: tuple[int, int, int]) -> None:
+    """A second merger started at ``split`` takes the leaves from there to ``end`` and
+    the nodes after; the first, having reached ``split``, takes its pieces."""
+    n, split, end = case
+    split, end = min(split, end), max(split, end)
+    leaves = _leaves(n)
+    subtree = merkle.memory_subtree(leaves)
+    head, tail = merkle.RangeMerger(n), merkle.RangeMerger(n, start=split)
+    head.extend((i, i + 1, leaves[i]) for i in range(split))
+    tail.extend((i, i + 1, leaves[i]) for i in range(split, end))
+    tail.extend((s, e, subtree(s, e)) for s, e in merkle.covering_nodes(end, n, n))
+    pieces = tail.pieces()
+    assert [p[:2] for p in pieces] == sorted(p[:2] for p in pieces)
+    assert all(p[2] == subtree(p[0], p[1]) for p in pieces)
+    head.extend(pieces)
+    assert head.root() == rfc9162.mth(leaves)
+
+
+def test_a_merger_started_later_refuses_pieces_elsewhere() -> None:
+    merger = merkle.RangeMerger(8, start=4)
+    with pytest.raises(merkle.MalformedRange, match="continue at 4"):
+        merger.push(0, 1, b"a" * 32)
+    merger.push(4, 5, b"a" * 32)
+    with pytest.raises(merkle.MalformedRange, match="whole tree"):
+        merger.root()
+
+
 def test_range_merger_refuses_gaps_overlaps_and_non_nodes() -> None:
     merger = merkle.RangeMerger(5)
     merger.push(0, 1, b"a" * 32)
