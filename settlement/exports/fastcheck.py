@@ -23,7 +23,7 @@ import csv
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,31 +262,41 @@ class CsvJournal:
             check.merger = None
 
 
+#: An account's sums from a part of the journal: currency, debit, credit, debit and
+#: credit before the period, digest (see :class:`AccountTotals`).
+Sums = tuple[str, int, int, int, int, int]
+
+
 @dataclass(slots=True)
-class JournalTail:
-    """What the journal's rows from a cut to its end add to a :class:`JournalCheck`,
-    all of them right: the first row's sequence number, the one after the last, the
-    counts, the accounts' totals (in the order the rows name them) and the Merkle
-    nodes of the leaves."""
+class JournalPart:
+    """What the journal's rows from one cut to the next (or the end) add to a
+    :class:`JournalCheck`, all of them right: the first row's sequence number, the
+    one after the last, the counts, the accounts' sums (in the order the rows name
+    them) and the Merkle nodes of the leaves."""
 
     first: int
     expected: int
     entries: int
     postings: int
-    accounts: dict[str, AccountTotals]
+    accounts: dict[str, Sums]
     pieces: list[tuple[int, int, bytes]]
 
 
 @dataclass(slots=True)
 class Split:
-    """A journal read in two parts: ``tail()`` is what another process found from
-    byte ``offset`` on (None if anything there was not right, or it failed)."""
+    """A journal cut into chunks at ``cuts`` (the first chunk starts at the first
+    cut; the rows before it are this process's). The other process checks chunks
+    from the last one back; ``claim(k)`` is called on reaching chunk ``k``: True if
+    it is still this process's to read, False if the other process has it (and so
+    every chunk after it). ``parts()`` waits for the other process and gives what it
+    found in its chunks (None for a chunk with anything not right)."""
 
-    offset: int
-    tail: Callable[[], JournalTail | None]
+    cuts: list[int]
+    claim: Callable[[int], bool]
+    parts: Callable[[], dict[int, JournalPart | None]]
 
 
-def entry_start(path: Path, near: int, window: int = 1 << 20) -> int | None:
+def entry_start(path: Path, near: int, window: int = 1 << 16) -> int | None:
     """The offset of the first line at or after ``near`` whose first field (``seq``)
     differs from the previous line's: where an entry starts, unless a quoted field
     spans those lines (:func:`verify_csv_journal` then finds the cut unclean)."""
@@ -303,13 +313,14 @@ def entry_start(path: Path, near: int, window: int = 1 << 20) -> int | None:
     return None
 
 
-def check_journal_tail(path: str, offset: int, tree_size: int, period_from: str | None,
-                       period_to: str | None) -> JournalTail | None:
-    """The fast path over the journal's rows from byte ``offset`` to its end (run in
-    a worker process). None as soon as any row is not right: the process reading up
-    to the cut then checks the rest itself, and names the rows."""
+def check_journal_part(path: str, start: int, end: int | None, *, tree_size: int, period_from: str | None,
+                       period_to: str | None) -> JournalPart | None:
+    """The fast path over the journal's rows from byte ``start`` to ``end`` (run in
+    a worker process). None as soon as any row is not right, or the bytes do not
+    end with a whole record: the process reading the journal from its start then
+    checks these rows itself, and names them."""
     problems: list[str] = []
-    with contextlib.closing(text_lines(Path(path), offset)) as lines:
+    with contextlib.closing(text_lines(Path(path), start, end)) as lines:
         records = iter(CsvRecords(lines))
         try:
             rows = [next(records, [])]
@@ -320,11 +331,13 @@ def check_journal_tail(path: str, offset: int, tree_size: int, period_from: str 
                                  first=first, last=first, proof=[], period_from=period_from, period_to=period_to)
             check.merger = RangeMerger(tree_size, start=first - 1)
             right = _all_right(records, rows, CsvJournal(check).entry)
-        except csv.Error:
+        except csv.Error:  # a quoted field left open where the bytes end, say
             return None
     if not right or problems or check.merger is None:
         return None
-    return JournalTail(first, check.expected, check.entries, check.postings, check.accounts, check.merger.pieces())
+    accounts = {code: (t.currency, t.debit, t.credit, t.before_debit, t.before_credit, t.digest)
+                for code, t in check.accounts.items()}
+    return JournalPart(first, check.expected, check.entries, check.postings, accounts, check.merger.pieces())
 
 
 def _all_right(reader: Iterator[list[str]], rows: Rows, entry: Callable[[Rows], bool]) -> bool:
@@ -344,35 +357,42 @@ def _all_right(reader: Iterator[list[str]], rows: Rows, entry: Callable[[Rows], 
 
 
 class _Cut:
-    """A journal's lines read as two parts, cut at the split's offset (just after a
-    line break): the same lines as one reading. ``before`` is how many lines the
-    ``records`` had taken when they asked for the first line after the cut."""
+    """A journal's lines read chunk by chunk: the same lines as one reading. On
+    reaching a chunk the other process has, ``before`` is how many lines the
+    ``records`` had taken, and ``chunk`` which chunk it is."""
 
     def __init__(self, path: Path, split: Split) -> None:
         self.path, self.split = path, split
-        self.before = sys.maxsize
+        self.before, self.chunk = sys.maxsize, 0
         self.records: CsvRecords | None = None
 
     def lines(self) -> Generator[str, None, None]:
-        yield from text_lines(self.path, 0, self.split.offset)
-        self.before = self.records.line_num if self.records is not None else 0
-        yield from text_lines(self.path, self.split.offset)
+        cuts = self.split.cuts
+        yield from text_lines(self.path, 0, cuts[0])
+        for chunk, start in enumerate(cuts):
+            if not self.split.claim(chunk) and self.records is not None:
+                self.before, self.chunk = self.records.line_num, chunk
+            yield from text_lines(self.path, start, cuts[chunk + 1] if chunk + 1 < len(cuts) else None)
 
     def handed_over(self, check: JournalCheck, row: list[str]) -> bool:
-        """At the first entry read past the cut (``row``, its first row): whether the
-        rest is the other process's. It is if this entry starts right at the cut (one
-        line: no line break inside its fields) and :func:`_take_tail` takes the result."""
+        """At the first entry read past the start of a chunk the other process has
+        (``row``, its first row): whether the rest is the other process's. It is if
+        this entry starts right at the cut (one line: no line break inside its
+        fields) and :func:`_take_parts` takes the parts from there on."""
         assert self.records is not None
         clean = self.records.line_num == self.before + 1 and not any("\n" in f or "\r" in f for f in row)
         self.before = sys.maxsize
-        return clean and _take_tail(check, row, self.split)
+        if not clean:
+            return False
+        parts = self.split.parts()
+        return _take_parts(check, row, [parts.get(chunk) for chunk in range(self.chunk, len(self.split.cuts))])
 
 
 def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail, split: Split | None = None) -> None:
     """Feed a CSV journal to ``check``, entry by entry, through the fast path when
     the entry allows it and the general path otherwise. With a ``split``, the rows
-    after its cut are the other process's when its cut is clean and its result
-    fits (:func:`_take_tail`); otherwise they are read here like the others."""
+    of the chunks the other process checked are its when the cut is clean and its
+    results fit (:func:`_take_parts`); otherwise they are read here like the others."""
     name = path.name
     entry = CsvJournal(check).entry
 
@@ -389,7 +409,7 @@ def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail, split: Split
             check.row(where, line)
         check.finish_entry()
 
-    cut = _Cut(path, split) if split is not None else None
+    cut = _Cut(path, split) if split is not None and split.cuts else None
     with contextlib.ExitStack() as stack:
         if cut is None:
             lines: Iterator[str] = stack.enter_context(path.open("r", encoding="utf-8", errors="replace",
@@ -430,34 +450,40 @@ def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail, split: Split
             flush(group, start)
 
 
-def _take_tail(check: JournalCheck, row: list[str], split: Split) -> bool:
-    """Add the other process's result for the rows from ``row`` on to ``check``,
-    when it has one that fits: it starts at the sequence number and Merkle position
-    the check expects next, and each account it names keeps the currency it has
-    here. Otherwise leave ``check`` as it is (and the caller reads on)."""
-    part = split.tail()
-    merger = check.merger
-    if (part is None or check.group or row[0] != str(check.expected) or part.first != check.expected
-            or (merger is not None and merger.position != part.first - 1)):
+def _take_parts(check: JournalCheck, row: list[str], parts: Sequence[JournalPart | None]) -> bool:
+    """Add the other process's parts for the rest of the journal (from ``row`` on)
+    to ``check`` if they fit: every one is there, each starts at the sequence number
+    (and Merkle position) the one before ends at, the first where the check is, and
+    each account keeps one currency. Otherwise leave ``check`` as it is (and the
+    caller reads on)."""
+    merger, accounts = check.merger, check.accounts
+    if check.group or not parts or row[0] != str(check.expected) or (
+            merger is not None and merger.position != check.expected - 1):
         return False
-    accounts = check.accounts
-    for code, totals in part.accounts.items():
-        mine = accounts.get(code)
-        if mine is not None and mine.currency != totals.currency:
+    expected = check.expected
+    currencies: dict[str, str] = {}
+    for part in parts:
+        if part is None or part.first != expected:
             return False
-    for code, totals in part.accounts.items():
-        mine = accounts.get(code)
-        if mine is None:
-            accounts[code] = totals
-            continue
-        mine.debit += totals.debit
-        mine.credit += totals.credit
-        mine.before_debit += totals.before_debit
-        mine.before_credit += totals.before_credit
-        mine.digest += totals.digest
-    check.expected = part.expected
-    check.entries += part.entries
-    check.postings += part.postings
-    if merger is not None:
-        merger.extend(part.pieces)
+        for code, sums in part.accounts.items():
+            mine = accounts.get(code)
+            if (mine.currency if mine is not None else currencies.setdefault(code, sums[0])) != sums[0]:
+                return False
+        expected = part.expected
+    for part in parts:
+        assert part is not None
+        for code, (currency, debit, credit, before_debit, before_credit, digest) in part.accounts.items():
+            mine = accounts.get(code)
+            if mine is None:
+                mine = accounts[code] = AccountTotals(currency)
+            mine.debit += debit
+            mine.credit += credit
+            mine.before_debit += before_debit
+            mine.before_credit += before_credit
+            mine.digest += digest
+        check.expected = part.expected
+        check.entries += part.entries
+        check.postings += part.postings
+        if merger is not None:
+            merger.extend(part.pieces)
     return True

@@ -32,13 +32,7 @@ from typing import Any, TypeVar
 
 from settlement.exports import manifest
 from settlement.exports.checks import JournalCheck, TrialBalanceCheck
-from settlement.exports.fastcheck import (
-    JournalTail,
-    Split,
-    check_journal_tail,
-    entry_start,
-    verify_csv_journal,
-)
+from settlement.exports.fastcheck import JournalPart, Split, check_journal_part, entry_start, verify_csv_journal
 from settlement.exports.readers import Row, read_csv, read_jsonl
 from settlement.exports.rows import JOURNAL, MANIFEST, SIGNATURE, STATEMENTS, TRIAL_BALANCE, format_amount
 from settlement.exports.saft_reader import SaftJournal, read_statements, read_trial_balance
@@ -136,7 +130,7 @@ def _verify(directory: Path, data: bytes, doc: dict[str, Any], key: PublicKey, r
         raise
     with _Worker() as worker:
         statements = _Statements(worker, plan) if plan.statements.is_file() else None
-        split = _split(worker, plan, statements, size)
+        split = _split(worker, plan, size)
         _check_files(directory, files, report)
         check = _check_journal(plan, size, root, split, report)
         balances = TrialBalanceCheck(report.fail, check)
@@ -213,13 +207,12 @@ def _check_journal(plan: _Plan, size: int, root: bytes, split: Split | None, rep
 
 
 #: Files larger than this are checked in a second process, alongside the rest: the
-#: statements file, and a CSV journal's rows from a cut on.
+#: statements file, and chunks of a CSV journal.
 PARALLEL_BYTES = 8 << 20
-#: How much of the journal this process checks while the second one starts (its
-#: imports), in bytes; and what a byte of statements costs to check, in percent of
-#: what a byte of journal does. They place the cut so that both finish together.
-WORKER_START_BYTES = 32 << 20
-STATEMENTS_COST = 100
+#: A big CSV journal is cut into chunks of about this size. The worker takes them
+#: from the last one back (once it has checked the statements) while this process
+#: reads the journal from its start: they meet where their work evens out.
+CHUNK_BYTES = 4 << 20
 
 StatementsResult = tuple[list[tuple[str, str]], int, dict[str, StatementSummary]]
 
@@ -252,10 +245,13 @@ def check_statements(path: str, fmt: str, types: dict[str, str], first: int, las
 
 class _Worker:
     """A second process (spawned), started when there is work for it; the work
-    comes back here when it cannot run (:class:`BrokenProcessPool`)."""
+    comes back here when it cannot run (:class:`BrokenProcessPool`). It shares with
+    this process which chunks of the journal each has claimed: ``claims`` holds the
+    first chunk this process has not reached and the first the worker has taken."""
 
     def __init__(self) -> None:
         self.pool: ProcessPoolExecutor | None = None
+        self.claims: Any = None
 
     def __enter__(self) -> _Worker:
         return self
@@ -264,15 +260,64 @@ class _Worker:
         if self.pool is not None:
             self.pool.shutdown()
 
+    def _start(self) -> ProcessPoolExecutor | None:
+        if self.pool is None and (os.cpu_count() or 1) > 1:
+            context = multiprocessing.get_context("spawn")
+            self.claims = context.Array("q", 2)
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_share,
+                                            initargs=(self.claims,))
+        return self.pool
+
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
-        if (os.cpu_count() or 1) < 2:
-            return None
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pool = self._start()
         try:
-            return self.pool.submit(fn, *args)
+            return pool.submit(fn, *args) if pool is not None else None
         except BrokenProcessPool:
             return None
+
+    def chunks(self, cuts: list[int], *args: Any) -> Future[dict[int, JournalPart | None]] | None:
+        """Start the worker on the journal's chunks (after what it has already)."""
+        if self._start() is None:
+            return None
+        with self.claims.get_lock():
+            self.claims[0], self.claims[1] = 0, len(cuts)
+        return self.submit(check_journal_chunks, cuts, *args)
+
+    def claim(self, chunk: int) -> bool:
+        """This process reaches ``chunk``: True if it is still this process's to read."""
+        with self.claims.get_lock():
+            if self.claims[1] <= chunk:
+                return False
+            self.claims[0] = chunk + 1
+            return True
+
+
+#: In the worker process: the claims on the journal's chunks, shared with the main process.
+_SHARED: dict[str, Any] = {}
+
+
+def _share(claims: Any) -> None:
+    _SHARED["claims"] = claims
+
+
+def check_journal_chunks(cuts: list[int], path: str, tree_size: int, period_from: str | None,
+                         period_to: str | None) -> dict[int, JournalPart | None]:
+    """In the worker: the journal's chunks, from the last one back, until the main
+    process (reading from the start) has reached the next one, or one is not right
+    (the main process then reads it, and so the chunks before it, itself)."""
+    claims = _SHARED["claims"]
+    parts: dict[int, JournalPart | None] = {}
+    while True:
+        with claims.get_lock():
+            chunk = claims[1] - 1
+            if chunk < claims[0]:
+                return parts
+            claims[1] = chunk
+        end = cuts[chunk + 1] if chunk + 1 < len(cuts) else None
+        part = parts[chunk] = check_journal_part(path, cuts[chunk], end, tree_size=tree_size, period_from=period_from,
+                                                 period_to=period_to)
+        if part is None:
+            return parts
 
 
 class _Statements:
@@ -293,36 +338,27 @@ class _Statements:
         return check_statements(*self.args)
 
 
-def journal_cut(journal_bytes: int, statements_bytes: int) -> int:
-    """Where to cut a CSV journal of ``journal_bytes`` (roughly: the next entry's
-    start) when the worker, once started, checks ``statements_bytes`` of statements
-    and then the journal from the cut, so that both processes finish together."""
-    return (journal_bytes + WORKER_START_BYTES + statements_bytes * STATEMENTS_COST // 100) // 2
-
-
-def _split(worker: _Worker, plan: _Plan, statements: _Statements | None, tree_size: int) -> Split | None:
-    """The journal's rows from a cut checked in the worker, for a big CSV journal."""
+def _split(worker: _Worker, plan: _Plan, tree_size: int) -> Split | None:
+    """A big CSV journal cut into chunks, the worker started on them."""
     path = plan.directory / plan.names.get(JOURNAL, "")
     if plan.fmt != "csv" or JOURNAL not in plan.names or not path.is_file():
         return None
     total = path.stat().st_size
-    in_worker = statements.bytes if statements is not None and statements.future is not None else 0
-    near = journal_cut(total, in_worker)
-    if total <= PARALLEL_BYTES or not 0 < near < total:
+    if total <= PARALLEL_BYTES:
         return None
-    offset = entry_start(path, near)
-    future = worker.submit(check_journal_tail, str(path), offset, tree_size, plan.period_from,
-                           plan.period_to) if offset is not None else None
-    if offset is None or future is None:
+    cuts = sorted({cut for near in range(CHUNK_BYTES, total, CHUNK_BYTES)
+                   if (cut := entry_start(path, near)) is not None})
+    future = worker.chunks(cuts, str(path), tree_size, plan.period_from, plan.period_to) if cuts else None
+    if future is None:
         return None
-    return Split(offset, lambda: _tail(future))
+    return Split(cuts, worker.claim, lambda: _parts(future))
 
 
-def _tail(future: Future[JournalTail | None]) -> JournalTail | None:
+def _parts(future: Future[dict[int, JournalPart | None]]) -> dict[int, JournalPart | None]:
     try:
         return future.result()
     except BrokenProcessPool:
-        return None  # the worker could not start (or died): the journal is read here to its end
+        return {}  # the worker could not start (or died): the journal is read here to its end
 
 
 def _rows(path: Path, fmt: str, report_name: str) -> Iterator[Row]:
