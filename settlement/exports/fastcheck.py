@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
+import itertools
 import json
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from settlement.errors import SettlementError
 from settlement.exports.checks import AccountTotals, Fail, JournalCheck
-from settlement.exports.readers import TIME_PATTERN, BadRow, CsvRecords, journal_csv, text_lines
+from settlement.exports.readers import TIME_PATTERN, BadRow, CsvRecords, journal_csv, open_text
 from settlement.exports.rows import JOURNAL_COLUMNS, currency_places, parse_amount
 from settlement.journal.canonical import VERSION, canonical_json
 from settlement.journal.merkle import MalformedRange, RangeMerger
@@ -85,10 +87,6 @@ class CsvJournal:
             if not _TIME(effective):
                 return False
             self._effective = (effective, _QUOTE(effective))
-        checked = self._pair(rows) if len(rows) == 2 else self._postings(rows)
-        if checked is None:
-            return False
-        postings, items = checked
         metadata = head[7]
         if metadata != "{}":
             # Any JSON text of the object will do: the canonical encoding re-serialises it.
@@ -99,12 +97,22 @@ class CsvJournal:
                 metadata = ""
             if not metadata:
                 return False
-        text = (f"[{entry_text},{_QUOTE(head[2])},{_QUOTE(head[3])},{self._effective[1]},{_QUOTE(recorded)},"
-                f"{_QUOTE(head[6])},{metadata},{reverses or 'null'},{hold or 'null'},[{postings}]]")
-        leaf = _SHA256(_LEAF_PREFIX + text.encode("ascii")).digest()
-        if leaf.hex() != head[17]:
+        prefix = (f"[{entry_text},{_QUOTE(head[2])},{_QUOTE(head[3])},{self._effective[1]},{_QUOTE(recorded)},"
+                  f"{_QUOTE(head[6])},{metadata},{reverses or 'null'},{hold or 'null'},[")
+        if len(rows) == 2:
+            return self._pair(rows, seq, prefix)
+        return self._general(rows, seq, prefix)
+
+    def _general(self, rows: Rows, seq: int, prefix: str) -> bool:
+        """Any entry: its postings checked, the entry hashed and added up."""
+        checked = self._postings(rows)
+        if checked is None:
             return False
-        self._commit(seq, leaf, recorded, items)
+        postings, items = checked
+        leaf = _SHA256(_LEAF_PREFIX + (prefix + postings + "]]").encode("ascii")).digest()
+        if leaf.hex() != rows[0][17]:
+            return False
+        self._commit(seq, leaf, rows[0][5], items)
         return True
 
     def _postings(self, rows: Rows) -> tuple[str, list[_Posting]] | None:  # noqa: PLR0911, PLR0912 - one exit per check
@@ -170,26 +178,27 @@ class CsvJournal:
             return None
         return ",".join(parts), items
 
-    def _pair(self, rows: Rows) -> tuple[str, list[_Posting]] | None:
-        """:meth:`_postings` for the usual entry, two postings in one currency and
-        layer, a debit and a credit written alike: they balance, so there is one
-        amount to read (other pairs go the general way)."""
+    def _pair(self, rows: Rows, seq: int, prefix: str) -> bool:  # noqa: PLR0911 - one exit per check
+        """The usual entry, two postings in one currency and layer, a debit and a
+        credit written alike: they balance, so there is one amount to read; checked,
+        hashed and added up without the general path's lists (other pairs go the
+        general way). ``prefix`` is the entry's canonical text up to its postings."""
         head, other = rows
         posting_text, account_text, code, debit, credit, currency, pending_text = head[10:17]
         other_posting, other_account, other_code, other_debit, other_credit, other_currency, other_pending = \
             other[10:17]
         if (other_currency != currency or other_pending != pending_text or other_debit != credit
                 or other_credit != debit or bool(debit) == bool(credit)):
-            return self._postings(rows)
+            return self._general(rows, seq, prefix)
         pending = pending_text == "true"
         if (other[:10] != head[:10] or other[17] != head[17] or not (pending or pending_text == "false")
                 or not (posting_text.isdigit() and account_text.isdigit() and other_posting.isdigit()
                         and other_account.isdigit() and code and other_code
                         and (posting_text + account_text + other_posting + other_account).isascii())):
-            return None
+            return False
         posting_id, other_id = int(posting_text), int(other_posting)
         if not 0 < posting_id < other_id:
-            return None
+            return False
         text = debit or credit
         places = self._places.get(currency)
         if places and places + 1 < len(text) < places + 20 and text[-places - 1] == ".":
@@ -198,21 +207,57 @@ class CsvJournal:
         else:
             amount = self._amount(text, currency)
         if amount is None or amount <= 0:
-            return None
-        accounts, quoted = self.check.accounts, self._quoted
+            return False
+        check = self.check
+        accounts, quoted = check.accounts, self._quoted
         totals, other_totals = accounts.get(code), accounts.get(other_code)
         if (totals is not None and totals.currency != currency) or (
                 other_totals is not None and other_totals.currency != currency):
-            return None
+            return False
         currency_json = quoted.get(currency) or self._quote(currency)
         first_side, other_side = (_DEBIT, _CREDIT) if debit else (_CREDIT, _DEBIT)
-        postings = (f"[{posting_text},{account_text},{quoted.get(code) or self._quote(code)},{first_side},{amount},"
-                    f"{currency_json},{pending_text}],[{other_posting},{other_account},"
-                    f"{quoted.get(other_code) or self._quote(other_code)},{other_side},{amount},{currency_json},"
-                    f"{pending_text}]")
-        is_debit = bool(debit)
-        return postings, [(posting_id, code, currency, amount, is_debit, pending, totals),
-                          (other_id, other_code, currency, amount, not is_debit, pending, other_totals)]
+        canonical = (f"{prefix}[{posting_text},{account_text},{quoted.get(code) or self._quote(code)},{first_side},"
+                     f"{amount},{currency_json},{pending_text}],[{other_posting},{other_account},"
+                     f"{quoted.get(other_code) or self._quote(other_code)},{other_side},{amount},{currency_json},"
+                     f"{pending_text}]]]")
+        leaf = _SHA256(_LEAF_PREFIX + canonical.encode("ascii")).digest()
+        if leaf.hex() != head[17]:
+            return False
+        if totals is None:  # accounts are added in the order the rows name them
+            totals = accounts[code] = AccountTotals(currency)
+        if other_totals is None:
+            other_totals = accounts.get(other_code) or accounts.setdefault(other_code, AccountTotals(currency))
+        first, second = (posting_id, totals), (other_id, other_totals)
+        self._commit_pair(seq, leaf, head[5], debit=first if debit else second, credit=second if debit else first,
+                          amount=amount, pending=pending)
+        return True
+
+    def _commit_pair(self, seq: int, leaf: bytes, recorded_at: str, *, debit: tuple[int, AccountTotals],
+                     credit: tuple[int, AccountTotals], amount: int, pending: bool) -> None:
+        """:meth:`_commit` for a pair: the debit's and the credit's posting id and
+        account totals."""
+        check = self.check
+        check.expected = seq + 1
+        check.entries += 1
+        check.postings += 2
+        (debit_id, debits), (credit_id, credits) = debit, credit
+        # As JournalCheck._account does: pending aside, before the period, else after it, else in it.
+        if pending:
+            pass
+        elif check.period_from is not None and recorded_at < check.period_from:
+            debits.before_debit += amount
+            credits.before_credit += amount
+        elif check.period_to is None or recorded_at < check.period_to:
+            debits.debit += amount
+            debits.digest += hash((seq, debit_id, 1, amount))  # checks.posting_digest, inlined
+            credits.credit += amount
+            credits.digest += hash((seq, credit_id, 2, amount))
+        assert check.merger is not None
+        try:
+            check.merger.push(seq - 1, seq, leaf)
+        except MalformedRange as exc:
+            check.fail(f"sequence number {seq}", f"cannot place leaf {seq} in the tree: {exc}")
+            check.merger = None
 
     def _amount(self, text: str, currency: str) -> int | None:
         """``text`` in minor units of ``currency`` by the full rules (None where they
@@ -234,8 +279,9 @@ class CsvJournal:
         check.expected = seq + 1
         check.entries += 1
         check.postings += len(items)
+        # As JournalCheck._account does: before the period, else after it, else in it.
         before = check.period_from is not None and recorded_at < check.period_from
-        after = check.period_to is not None and recorded_at >= check.period_to
+        after = not before and check.period_to is not None and recorded_at >= check.period_to
         accounts = check.accounts
         for posting_id, code, currency, amount, debit, pending, known in items:
             totals = known or accounts.get(code)
@@ -320,7 +366,7 @@ def check_journal_part(path: str, start: int, end: int | None, *, tree_size: int
     end with a whole record: the process reading the journal from its start then
     checks these rows itself, and names them."""
     problems: list[str] = []
-    with contextlib.closing(text_lines(Path(path), start, end)) as lines:
+    with open_text(Path(path), start, end) as lines:
         records = iter(CsvRecords(lines))
         try:
             rows = [next(records, [])]
@@ -366,13 +412,17 @@ class _Cut:
         self.before, self.chunk = sys.maxsize, 0
         self.records: CsvRecords | None = None
 
-    def lines(self) -> Generator[str, None, None]:
+    def chunks(self) -> Generator[io.TextIOWrapper, None, None]:
+        """The chunks' texts, one by one: the next is asked for once the reader has
+        taken every line of the one before."""
         cuts = self.split.cuts
-        yield from text_lines(self.path, 0, cuts[0])
+        with open_text(self.path, 0, cuts[0]) as text:
+            yield text
         for chunk, start in enumerate(cuts):
             if not self.split.claim(chunk) and self.records is not None:
                 self.before, self.chunk = self.records.line_num, chunk
-            yield from text_lines(self.path, start, cuts[chunk + 1] if chunk + 1 < len(cuts) else None)
+            with open_text(self.path, start, cuts[chunk + 1] if chunk + 1 < len(cuts) else None) as text:
+                yield text
 
     def handed_over(self, check: JournalCheck, row: list[str]) -> bool:
         """At the first entry read past the start of a chunk the other process has
@@ -415,7 +465,7 @@ def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail, split: Split
             lines: Iterator[str] = stack.enter_context(path.open("r", encoding="utf-8", errors="replace",
                                                                  newline=""))
         else:
-            lines = stack.enter_context(contextlib.closing(cut.lines()))
+            lines = itertools.chain.from_iterable(stack.enter_context(contextlib.closing(cut.chunks())))
         records = CsvRecords(lines)
         if cut is not None:
             cut.records = records

@@ -15,7 +15,7 @@ import io
 import json
 import operator
 import re
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,7 @@ class CsvRecords:
 
 
 class _Window(io.RawIOBase):
-    """The next ``size`` bytes of an open file."""
+    """The next ``size`` bytes of an open file (closed with it)."""
 
     def __init__(self, handle: io.BufferedReader, size: int) -> None:
         super().__init__()
@@ -321,12 +321,20 @@ class _Window(io.RawIOBase):
         self._left -= count
         return count
 
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
-def text_lines(path: Path, start: int = 0, end: int | None = None) -> Generator[str, None, None]:
-    """The lines of bytes ``[start, end)`` of a file, as ``path.open("r",
-    encoding="utf-8", errors="replace", newline="")`` gives a whole file's (cut
-    after a line break, the parts' lines are the whole's)."""
-    with path.open("rb") as handle:
+
+def open_text(path: Path, start: int = 0, end: int | None = None) -> io.TextIOWrapper:
+    """Bytes ``[start, end)`` of a file, read as ``path.open("r", encoding="utf-8",
+    errors="replace", newline="")`` reads a whole file: cut after a line break, the
+    parts' lines are the whole's."""
+    handle = path.open("rb")
+    try:
         handle.seek(start)
         raw = handle if end is None else io.BufferedReader(_Window(handle, end - start), 1 << 16)
-        yield from io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    except BaseException:
+        handle.close()
+        raise

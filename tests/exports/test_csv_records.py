@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from settlement.exports.readers import CsvRecords, text_lines
+from settlement.exports.readers import CsvRecords, open_text
 
 PIECES = st.lists(st.sampled_from(["a", "7", ",", '"', "\n", "\r", "\r\n", "\0", " ", "\u00e9", '""']), max_size=40)
 
@@ -72,7 +72,10 @@ def test_a_file_read_in_two_parts_has_the_lines_of_the_whole(tmp_path: Path) -> 
     path.write_bytes(data)
     with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
         whole = list(handle)
-    assert list(text_lines(path)) == whole
+    with open_text(path) as text:
+        assert list(text) == whole
     cuts = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
     for cut in cuts:
-        assert list(text_lines(path, 0, cut)) + list(text_lines(path, cut)) == whole, cut
+        with open_text(path, 0, cut) as head, open_text(path, cut) as tail:
+            assert list(head) + list(tail) == whole, cut
+        assert head.closed
