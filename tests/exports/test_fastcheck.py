@@ -49,13 +49,14 @@ def _pair(code: str, other: str, currency: str, amount: int, debit_first: bool, 
                                                                            pending)]
 
 
+METADATA = [{}, {"order": 7}, {"z": [1, 2.5, None]}]  # float-ok: metadata is any JSON, numbers with a fraction too
 POSTING = st.builds(Posting, st.sampled_from(CODES), st.sampled_from(["RUB", "CNY", "JPY"]),
                     st.integers(0, 10**7), st.booleans(), st.booleans())
 PAIR = st.builds(_pair, st.sampled_from(CODES), st.sampled_from(CODES), st.sampled_from(["RUB", "CNY"]),
                  st.integers(1, 10**7), st.booleans(), st.booleans())
 ENTRY = st.builds(Entry, st.integers(0, len(TIMES) - 1),
                   st.sampled_from(["order 1", "a, b", 'say "hi"', "two\nlines", "\u4e2d\u6587", ""]),
-                  st.sampled_from([{}, {"order": 7}, {"z": [1, 2.5, None]}]), st.none() | st.integers(1, 3),
+                  st.sampled_from(METADATA), st.none() | st.integers(1, 3),
                   PAIR | st.lists(POSTING, max_size=4))
 #: Ways of writing a field that the writers never use (field index, old text -> new text).
 Rewrite = tuple[int, int, tuple[int, str, str]]

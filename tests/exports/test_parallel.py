@@ -234,11 +234,11 @@ def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
         return started[-1]
 
     def patient(self: verify._Worker, chunk: int) -> bool:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120  # float-ok: seconds
         future = started[0]
         while chunk == 1 and future is not None and self.claims[1] > 1 and not future.done():
             assert time.monotonic() < deadline
-            time.sleep(0.01)
+            time.sleep(0.01)  # float-ok: seconds
         return claim(self, chunk)
 
     monkeypatch.setattr(verify._Worker, "chunks", start)
