@@ -125,7 +125,7 @@ def _verify(directory: Path, data: bytes, doc: dict[str, Any], key: PublicKey, r
     # hashes the files; failures are reported in the same order all the same.
     try:
         plan = _plan(directory, doc)
-    except BaseException:
+    except Exception:
         _check_files(directory, files, report)
         raise
     with _Worker() as worker:
