@@ -252,12 +252,7 @@ class CsvJournal:
             debits.digest += hash((seq, debit_id, 1, amount))  # checks.posting_digest, inlined
             credits.credit += amount
             credits.digest += hash((seq, credit_id, 2, amount))
-        assert check.merger is not None
-        try:
-            check.merger.push(seq - 1, seq, leaf)
-        except MalformedRange as exc:
-            check.fail(f"sequence number {seq}", f"cannot place leaf {seq} in the tree: {exc}")
-            check.merger = None
+        _place_leaf(check, seq, leaf)
 
     def _amount(self, text: str, currency: str) -> int | None:
         """``text`` in minor units of ``currency`` by the full rules (None where they
@@ -300,13 +295,18 @@ class CsvJournal:
             else:
                 totals.credit += amount
                 totals.digest += hash((seq, posting_id, 2, amount))
-        assert check.merger is not None
-        try:
-            check.merger.push(seq - 1, seq, leaf)
-        except MalformedRange as exc:
-            check.fail(f"sequence number {seq}", f"cannot place leaf {seq} in the tree: {exc}")
-            check.merger = None
+        _place_leaf(check, seq, leaf)
 
+
+
+def _place_leaf(check: JournalCheck, seq: int, leaf: bytes) -> None:
+    """Add a right entry's leaf to the Merkle tree being rebuilt (as the general path does)."""
+    assert check.merger is not None
+    try:
+        check.merger.push(seq - 1, seq, leaf)
+    except MalformedRange as exc:
+        check.fail(f"sequence number {seq}", f"cannot place leaf {seq} in the tree: {exc}")
+        check.merger = None
 
 #: An account's sums from a part of the journal: currency, debit, credit, debit and
 #: credit before the period, digest (see :class:`AccountTotals`).
