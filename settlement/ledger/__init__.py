@@ -7,7 +7,7 @@ Import the service and its vocabulary from this package::
 
 from settlement.ledger.errors import LedgerError
 from settlement.ledger.models import AccountType, EntryKind, HoldStatus, Side
-from settlement.ledger.service import Ledger
+from settlement.ledger.service import Ledger, post_alone
 from settlement.ledger.types import (
     AccountLine,
     AccountRef,
@@ -46,4 +46,5 @@ __all__ = [
     "Side",
     "credit",
     "debit",
+    "post_alone",
 ]

@@ -25,12 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg.pq import TransactionStatus
-from sqlalchemy import text
+from sqlalchemy import Dialect, text
 from sqlalchemy.orm import Session
 
 from settlement.db.types import UTCDateTime
 from settlement.ledger.models import AccountType, Side
+from settlement.ledger.types import AccountRef
 
 
 @dataclass(slots=True)
@@ -93,6 +95,17 @@ class RefusalRow:
     detail: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Posted:
+    """What :meth:`PostgresStore.post_entry` wrote: the entry's id and recorded_at,
+    and per posting, in order, (posting id, account id, debits_posted_after,
+    credits_posted_after)."""
+
+    entry_id: int
+    recorded_at: Any
+    postings: list[tuple[int, int, int, int]]
+
+
 _ACCOUNT_COLUMNS = ("id, code, currency, type, debits_must_not_exceed_credits, "
                     "credits_must_not_exceed_debits, credit_limit, debits_pending, debits_posted, "
                     "credits_pending, credits_posted")
@@ -103,6 +116,13 @@ _POSTING_COLUMNS = ("id, entry_id, account_id, side, amount, currency, pending, 
                     "debits_posted_after, credits_posted_after")
 
 _TIME = UTCDateTime()
+
+
+def db_time(value: Any, dialect: Dialect) -> dt.datetime:
+    """A timestamp as read from the database, as an aware UTC datetime."""
+    stamp = _TIME.process_result_value(value, dialect)
+    assert stamp is not None
+    return stamp
 
 
 def account_row(row: Sequence[Any]) -> AccountRow:
@@ -123,9 +143,7 @@ class LedgerStore:
     # -- reads shared by both dialects --------------------------------------------
 
     def time(self, value: Any) -> dt.datetime:
-        stamp = _TIME.process_result_value(value, self.dialect_impl)
-        assert stamp is not None
-        return stamp
+        return db_time(value, self.dialect_impl)
 
     def bind_time(self, value: dt.datetime) -> Any:
         return _TIME.process_bind_param(value, self.dialect_impl)
@@ -164,6 +182,11 @@ class LedgerStore:
         writer takes its locks in)."""
         entries, refusals = self.claim_keys(keys)
         return entries, refusals, self.lock_accounts(ids, codes)
+
+    def post_entry(self, entry: EntryRow, legs: Sequence[tuple[AccountRef, Side, int, str]]) -> Posted | None:
+        """Write one entry of posted ``legs`` in one step if the dialect can; None when
+        the general path must do it (always, here)."""
+        return None
 
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
@@ -279,6 +302,11 @@ _PG_LOCK = (f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY(ARRA
             "SELECT a.id FROM unnest(%(codes)s::text[]) AS c(code) CROSS JOIN LATERAL "
             "(SELECT id FROM ledger_accounts WHERE code = c.code LIMIT 1) AS a)) ORDER BY id FOR UPDATE")
 _PG_CLAIM = "SELECT * FROM ledger_claim_keys(%(keys)s::text[])"
+# One entry of posted postings, whole (migration 0010): no rows back means "take the
+# general path".
+_PG_POST_ENTRY = ("SELECT * FROM ledger_post_entry(%(k)s, %(h)s, %(kind)s, %(eff)s, %(d)s, %(m)s::jsonb, "
+                  "%(ids)s::bigint[], %(codes)s::text[], %(sides)s::text[], %(amounts)s::bigint[], "
+                  "%(currencies)s::text[])")
 
 
 class PostgresStore(LedgerStore):
@@ -323,6 +351,12 @@ class PostgresStore(LedgerStore):
             entries, refusals = self._split_keys(claim.fetchall())
             accounts = [account_row(r) for r in lock.fetchall()]
         return entries, refusals, accounts
+
+    def post_entry(self, entry: EntryRow, legs: Sequence[tuple[AccountRef, Side, int, str]]) -> Posted | None:
+        """Write one entry of posted ``legs`` (account, side, amount, currency) in one
+        statement, or nothing and None when it needs the general path: its key was
+        seen before, or the entry would be refused."""
+        return _posted(self._rows(_PG_POST_ENTRY, post_entry_params(entry, legs)), len(legs))
 
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
@@ -373,6 +407,35 @@ class PostgresStore(LedgerStore):
                 "CAST(:detail AS jsonb), CAST(:now AS timestamptz) WHERE NOT EXISTS "
                 "(SELECT 1 FROM ledger_entries WHERE idempotency_key = CAST(:k AS text)) "
                 "ON CONFLICT (idempotency_key) DO NOTHING")
+
+
+def post_entry_params(entry: EntryRow, legs: Sequence[tuple[AccountRef, Side, int, str]]) -> dict[str, Any]:
+    return {
+        "k": entry.idempotency_key, "h": entry.request_hash, "kind": entry.kind, "eff": entry.effective_at,
+        "d": entry.description, "m": json.dumps(entry.metadata),
+        "ids": [account if isinstance(account, int) else None for account, _, _, _ in legs],
+        "codes": [account if isinstance(account, str) else None for account, _, _, _ in legs],
+        "sides": [side.value for _, side, _, _ in legs], "amounts": [amount for _, _, amount, _ in legs],
+        "currencies": [currency for _, _, _, currency in legs]}
+
+
+def post_entry_alone(connection: psycopg.Connection[Any], entry: EntryRow,
+                     legs: Sequence[tuple[AccountRef, Side, int, str]]) -> Posted | None:
+    """:meth:`PostgresStore.post_entry` on a psycopg ``connection`` in autocommit mode:
+    the statement is its own transaction, one round trip in all."""
+    assert connection.autocommit, "post_entry_alone needs a connection in autocommit mode"
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_POST_ENTRY, post_entry_params(entry, legs), prepare=True)
+        return _posted(cursor.fetchall(), len(legs))
+
+
+def _posted(rows: list[tuple[Any, ...]], legs: int) -> Posted | None:
+    if not rows:
+        return None
+    head, *postings = rows
+    if len(postings) != legs:
+        raise RuntimeError("ledger write lost rows: postings were not all inserted")
+    return Posted(int(head[0]), head[2], [(int(p[0]), int(p[1]), int(p[3]), int(p[4])) for p in postings])
 
 
 def _expanding(name: str) -> Any:

@@ -1,5 +1,7 @@
 """Concurrency on PostgreSQL: 8 threads x 2,000 random transfers among 20 accounts,
-each transfer sent twice with the same key, by two threads racing each other."""
+each transfer sent twice with the same key, by two threads racing each other: one
+through ``Ledger.post`` in a unit of work, the other through ``post_alone`` (the
+one-statement write in autocommit)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from sqlalchemy import text
 
 from settlement.db import unit_of_work
 from settlement.errors import SettlementError
-from settlement.ledger import AccountSpec, AccountType, EntryResult, EntrySpec, Ledger, credit, debit
+from settlement.ledger import AccountSpec, AccountType, EntryResult, EntrySpec, Ledger, credit, debit, post_alone
 from tests.conftest import Database
 from tests.ledger.factories import open_accounts
 from tests.ledger.invariants import ledger_violations
@@ -73,10 +75,14 @@ def test_concurrent_duplicated_transfers_apply_exactly_once(pg_database: Databas
     lock = threading.Lock()
     start = threading.Barrier(THREADS)
 
-    def send(transfer: Transfer) -> None:
+    def send(transfer: Transfer, alone: bool) -> None:
         try:
-            with unit_of_work(pg_database.factory) as session:
-                result: object = Ledger(session).post(transfer.spec())
+            result: object
+            if alone:
+                result = post_alone(pg_database.factory, transfer.spec())
+            else:
+                with unit_of_work(pg_database.factory) as session:
+                    result = Ledger(session).post(transfer.spec())
         except SettlementError as error:
             result = error.code
         except BaseException as error:  # noqa: BLE001 - anything else (a deadlock...) fails the test below
@@ -89,9 +95,10 @@ def test_concurrent_duplicated_transfers_apply_exactly_once(pg_database: Databas
     def worker(index: int) -> None:
         partner = lists[index ^ 1]  # threads 0/1, 2/3... send each other's transfers too
         start.wait()
+        alone = index % 2 == 1
         for mine, theirs in zip(lists[index], partner, strict=True):
-            send(mine)
-            send(theirs)
+            send(mine, alone)
+            send(theirs, alone)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for thread in threads:

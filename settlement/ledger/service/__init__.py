@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from settlement.db.session import SessionFactory, unit_of_work
 from settlement.db.types import utcnow
 from settlement.ledger.errors import (
     AccountConflict,
@@ -39,7 +40,7 @@ from settlement.ledger.errors import (
 from settlement.ledger.models import AccountType, EntryKind, HoldStatus, Side
 from settlement.ledger.service import holds as _holds
 from settlement.ledger.service import queries as _queries
-from settlement.ledger.service.engine import Engine, remember_refusal
+from settlement.ledger.service.engine import Engine, is_plain, plain_legs, posted_result, remember_refusal
 from settlement.ledger.service.prepare import (
     Leg,
     Write,
@@ -50,7 +51,7 @@ from settlement.ledger.service.prepare import (
     fingerprint,
     prepare_entry,
 )
-from settlement.ledger.store import AccountRow, EntryRow, store_for
+from settlement.ledger.store import AccountRow, EntryRow, db_time, post_entry_alone, store_for
 from settlement.ledger.types import (
     AccountLine,
     AccountRef,
@@ -66,7 +67,7 @@ from settlement.ledger.types import (
 )
 from settlement.money import check_currency, check_minor
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "post_alone"]
 
 
 class Ledger:
@@ -135,6 +136,9 @@ class Ledger:
     def post(self, spec: EntrySpec) -> EntryResult:
         """Post one balanced entry. Refusals are remembered under its key."""
         write = prepare_entry(spec, self.clock())
+        written = self.engine.post_entry(write)
+        if written is not None:
+            return written
         replay, locked = self.engine.claim_one(write)
         if replay is not None:
             return replay
@@ -352,6 +356,29 @@ class Ledger:
             continuation = None
         assert hold is not None
         return HoldResult(hold, entry, continuation)
+
+
+def post_alone(factory: SessionFactory, spec: EntrySpec, *,
+               clock: Callable[[], dt.datetime] = utcnow) -> EntryResult:
+    """Post one entry as a transaction of its own, with :meth:`Ledger.post`'s
+    semantics (replays, conflicts, recorded refusals).
+
+    On PostgreSQL a fresh, acceptable entry is one statement in autocommit mode: one
+    round trip, where a unit of work around :meth:`Ledger.post` takes two (the
+    statement with its BEGIN, then COMMIT). Anything else (a key seen before, an
+    entry to refuse) writes nothing there and goes through :meth:`Ledger.post` in a
+    unit of work, which replays or refuses it as always. SQLite always takes that
+    path."""
+    write = prepare_entry(spec, clock())
+    engine = factory.kw["bind"]
+    if engine.dialect.name == "postgresql" and is_plain(write):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            raw = conn.connection.driver_connection
+            posted = post_entry_alone(raw, write.entry, plain_legs(write))
+            if posted is not None:
+                return posted_result(write, posted, lambda value: db_time(value, engine.dialect))
+    with unit_of_work(factory) as session:
+        return Ledger(session, clock=clock).post(spec)
 
 
 def _attributes(account: AccountView) -> tuple[Any, ...]:

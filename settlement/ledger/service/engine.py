@@ -31,8 +31,9 @@ from settlement.ledger.errors import (
 )
 from settlement.ledger.models import Side
 from settlement.ledger.service.prepare import Write
-from settlement.ledger.store import AccountRow, LedgerStore, PostingRow, RefusalRow, store_for
-from settlement.ledger.types import EntryResult, PostingView
+from settlement.ledger.store import AccountRow, LedgerStore, Posted, PostingRow, RefusalRow, store_for
+from settlement.ledger.types import AccountRef, EntryResult, PostingView
+from settlement.money import MAX_MINOR, AmountOutOfRange
 
 
 class Engine:
@@ -55,6 +56,15 @@ class Engine:
         entry_ids = {key: entry_id for key, (entry_id, _) in inserted.items()}
         stamps = {key: stamp for key, (_, stamp) in inserted.items()}
         return self._results(writes, postings, posting_ids, entry_ids, stamps)
+
+    def post_entry(self, write: Write) -> EntryResult | None:
+        """One entry of posted legs in one statement on PostgreSQL (the store's
+        ``post_entry``); None when nothing was written and the general path must
+        decide: a key seen before, or a refusal."""
+        if not is_plain(write):
+            return None
+        posted = self.store.post_entry(write.entry, plain_legs(write))
+        return None if posted is None else posted_result(write, posted, self.store.time)
 
     def _lock(self, writes: Sequence[Write]) -> dict[int | str, AccountRow]:
         ids, codes = _references(writes)
@@ -88,6 +98,11 @@ class Engine:
                                            leg.currency, leg.pending, account.debits_posted,
                                            account.credits_posted))
             for account in changed.values():
+                if max(account.debits_pending, account.debits_posted, account.credits_pending,
+                       account.credits_posted) > MAX_MINOR:
+                    raise AmountOutOfRange(f"entry would take a counter of account {account.code} beyond "
+                                           "2^63-1 minor units", field="amount", account=account.code,
+                                           index=index)
                 rule = account.violation()
                 if rule is not None:
                     raise InsufficientFunds(
@@ -179,6 +194,25 @@ class Engine:
                                           idempotency_key=key)
             raise replay_refusal(refusal)
         return None
+
+
+def is_plain(write: Write) -> bool:
+    """Whether ``write`` is an entry of posted postings only (no hold involved)."""
+    return not write.releases and write.after_insert is None and not any(leg.pending for leg in write.legs)
+
+
+def plain_legs(write: Write) -> list[tuple[AccountRef, Side, int, str]]:
+    return [(leg.account, leg.side, leg.amount, leg.currency) for leg in write.legs]
+
+
+def posted_result(write: Write, posted: Posted, time: Callable[[Any], dt.datetime]) -> EntryResult:
+    """The result of a plain ``write`` the database wrote in one step."""
+    entry = write.entry
+    legs = tuple(PostingView(posting_id, account_id, leg.side, leg.amount, leg.currency, False, dpa, cpa)
+                 for (posting_id, account_id, dpa, cpa), leg in zip(posted.postings, write.legs, strict=True))
+    return EntryResult(posted.entry_id, entry.idempotency_key, entry.kind, entry.effective_at,
+                       time(posted.recorded_at), entry.description, entry.metadata, legs,
+                       entry.reverses_entry_id, entry.hold_id)
 
 
 #: Business refusals remembered under their key (TigerBeetle's "transient" results);
