@@ -4,6 +4,7 @@ refusals as ``Ledger.post`` in a unit of work, on both databases."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -116,3 +117,20 @@ def test_a_counter_that_would_overflow_is_refused_and_writes_nothing(database: D
     with database.factory() as session:
         assert counts(session) == (1, 2, 0, 0)
         assert ledger_violations(session) == []
+
+
+def test_a_connection_lost_fails_one_call_and_the_pool_recovers(pg_database: Database) -> None:
+    open_accounts(pg_database.factory, [asset("bank"), wallet("w")])
+    spec = EntrySpec("first", [debit("bank", 5, "RUB"), credit("w", 5, "RUB")])
+    post_alone(pg_database.factory, spec)
+    with psycopg.connect(pg_database.url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    again = EntrySpec("second", [debit("bank", 7, "RUB"), credit("w", 7, "RUB")])
+    with pytest.raises(psycopg.OperationalError):
+        post_alone(pg_database.factory, again)
+    written = post_alone(pg_database.factory, again)
+    assert not written.replayed
+    with pg_database.factory() as session:
+        assert Ledger(session).balance("w").balance == 12
+        assert counts(session)[:2] == (2, 4)

@@ -372,11 +372,21 @@ def post_alone(factory: SessionFactory, spec: EntrySpec, *,
     write = prepare_entry(spec, clock())
     engine = factory.kw["bind"]
     if engine.dialect.name == "postgresql" and is_plain(write):
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            raw = conn.connection.driver_connection
+        # The pooled psycopg connection itself: a SQLAlchemy Connection with an
+        # AUTOCOMMIT execution option costs about as much client CPU as the call.
+        pooled = engine.raw_connection()
+        try:
+            raw = pooled.driver_connection
+            raw.autocommit = True
             posted = post_entry_alone(raw, write.entry, plain_legs(write))
-            if posted is not None:
-                return posted_result(write, posted, lambda value: db_time(value, engine.dialect))
+            raw.autocommit = False
+        except BaseException:
+            pooled.invalidate()  # in an unknown state: not back into the pool
+            raise
+        finally:
+            pooled.close()
+        if posted is not None:
+            return posted_result(write, posted, lambda value: db_time(value, engine.dialect))
     with unit_of_work(factory) as session:
         return Ledger(session, clock=clock).post(spec)
 
