@@ -12,9 +12,14 @@ pipeline mode), so a single transfer is three round trips including COMMIT, and 
 batch of a thousand is the same three. Each step is one statement whose rows arrive
 as JSON documents: the SQL text is constant whatever the batch size, so psycopg
 prepares it once per connection, and every lookup is an index probe whatever the
-planner estimates for the generic plan. SQLite (the embedded default, a single
-writer) runs plain per-row statements; its transactions begin IMMEDIATE, which
-serialises writers.
+planner estimates for the generic plan.
+
+One entry of posted postings (``Ledger.post``, ``post_alone``) skips all three: the
+``ledger_post_entry`` function (migration 0010) does them in one call, or writes
+nothing and sends the caller down the general path.
+
+SQLite (the embedded default, a single writer) runs plain per-row statements; its
+transactions begin IMMEDIATE, which serialises writers.
 """
 
 from __future__ import annotations
