@@ -96,22 +96,23 @@ SELECT r.code, r.currency, CASE r.part WHEN 0 THEN 'opening' WHEN 1 THEN 'postin
  ORDER BY r.account_id, r.part, r.seq, r.posting_id
 """
 
+# The journal's plan is index probes per entry: JIT compiling cost more than it saved,
+# and parallel workers only took CPU from the statements written at the same time.
+_JOURNAL_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL max_parallel_workers_per_gather = 0")
+
 Progress = Callable[[int], None]
 #: Rows COPY sends (one message each) written and hashed at once.
 _BLOCK_ROWS = 2_000
 
 
 def _copy(connection: psycopg.Connection[Any], query: str, params: dict[str, Any], *, path: Path,
-          header: tuple[str, ...], progress: Progress | None) -> tuple[str, int, int]:
+          header: tuple[str, ...], progress: Progress | None, settings: tuple[str, ...] = ()) -> tuple[str, int, int]:
     """COPY the query's rows as CSV into ``path`` after ``header``; returns the file's
     SHA-256, its size and how many lines the COPY wrote."""
     digest = hashlib.sha256()
     lines = 0
-    # Both files are written at once on two connections, which is all the cores of a
-    # small machine: no parallel workers; and no JIT, whose compiling cost more than
-    # it saved on these queries.
-    connection.execute("SET LOCAL jit = off")
-    connection.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    for setting in settings:
+        connection.execute(setting)
     with path.open("wb") as out, connection.cursor() as cursor, \
             cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", params) as copy:
         first = (",".join(header) + "\n").encode()
@@ -147,7 +148,7 @@ def write_journal(connection: psycopg.Connection[Any], path: Path, *, first: int
     amount = _money_case("p.amount", currencies)
     query = _JOURNAL.format(debit=amount, credit=amount)
     digest, size, _ = _copy(connection, query, {"a": first, "b": last}, path=path, header=JOURNAL_COLUMNS,
-                            progress=progress)
+                            progress=progress, settings=_JOURNAL_SETTINGS)
     return digest, size
 
 
