@@ -134,3 +134,19 @@ def test_a_connection_lost_fails_one_call_and_the_pool_recovers(pg_database: Dat
     with pg_database.factory() as session:
         assert Ledger(session).balance("w").balance == 12
         assert counts(session)[:2] == (2, 4)
+
+
+def test_codes_with_array_syntax_characters_reach_their_accounts(database: Database) -> None:
+    """Codes travel inside array literals on PostgreSQL: quotes, backslashes, commas,
+    braces and the word NULL must arrive as written."""
+    codes = ['a"b', "c\\d", "e,f", "{g}", "NULL", "h i", "счёт:1"]
+    open_accounts(database.factory, [asset(code) for code in codes])
+    legs = [debit(code, 10 + n, "RUB") for n, code in enumerate(codes[:-1])]
+    legs.append(credit(codes[-1], sum(10 + n for n in range(len(codes) - 1)), "RUB"))
+    result = post_alone(database.factory, EntrySpec("odd codes", legs))
+    with database.factory() as session:
+        ledger = Ledger(session)
+        for n, code in enumerate(codes[:-1]):
+            assert ledger.balance(code).debits_posted == 10 + n, code
+        assert ledger.balance(codes[-1]).credits_posted == sum(10 + n for n in range(len(codes) - 1))
+    assert result == _stored(database, result.id)
