@@ -135,10 +135,15 @@ class Ledger:
 
     def post(self, spec: EntrySpec) -> EntryResult:
         """Post one balanced entry. Refusals are remembered under its key."""
-        write = prepare_entry(spec, self.clock())
-        written = self.engine.post_entry(write)
-        if written is not None:
-            return written
+        return self._post(prepare_entry(spec, self.clock()))
+
+    def _post(self, write: Write, *, one_statement: bool = True) -> EntryResult:
+        """:meth:`post` of a prepared entry; ``one_statement=False`` when the caller
+        already tried the one-statement write and was sent to the general path."""
+        if one_statement:
+            written = self.engine.post_entry(write)
+            if written is not None:
+                return written
         replay, locked = self.engine.claim_one(write)
         if replay is not None:
             return replay
@@ -366,12 +371,13 @@ def post_alone(factory: SessionFactory, spec: EntrySpec, *,
     On PostgreSQL a fresh, acceptable entry is one statement in autocommit mode: one
     round trip, where a unit of work around :meth:`Ledger.post` takes two (the
     statement with its BEGIN, then COMMIT). Anything else (a key seen before, an
-    entry to refuse) writes nothing there and goes through :meth:`Ledger.post` in a
-    unit of work, which replays or refuses it as always. SQLite always takes that
-    path."""
+    entry to refuse) writes nothing there and goes through the general path of
+    :meth:`Ledger.post` in a unit of work, which replays or refuses it as always.
+    SQLite always takes that path."""
     write = prepare_entry(spec, clock())
     engine = factory.kw["bind"]
-    if engine.dialect.name == "postgresql" and is_plain(write):
+    tried = engine.dialect.name == "postgresql" and is_plain(write)
+    if tried:
         # The pooled psycopg connection itself: a SQLAlchemy Connection with an
         # AUTOCOMMIT execution option costs about as much client CPU as the call.
         pooled = engine.raw_connection()
@@ -387,8 +393,9 @@ def post_alone(factory: SessionFactory, spec: EntrySpec, *,
             pooled.close()
         if posted is not None:
             return posted_result(write, posted, lambda value: db_time(value, engine.dialect))
+    # A replay or a refusal (the one statement wrote nothing), or SQLite.
     with unit_of_work(factory) as session:
-        return Ledger(session, clock=clock).post(spec)
+        return Ledger(session, clock=clock)._post(write, one_statement=not tried)
 
 
 def _attributes(account: AccountView) -> tuple[Any, ...]:
