@@ -122,7 +122,7 @@ class CsvJournal:
         their currency's places, and an account keeps one currency."""
         head = rows[0]
         entry_fields, leaf_text = head[:10], head[17]
-        accounts, places_of, quoted = self.check.accounts, self._places, self._quoted
+        accounts, quoted = self.check.accounts, self._quoted
         parts: list[str] = []
         items: list[_Posting] = []
         new: dict[str, str] = {}
@@ -142,14 +142,7 @@ class CsvJournal:
             if posting_id <= previous or bool(debit) == bool(credit):
                 return None
             previous = posting_id
-            text = debit or credit
-            places = places_of.get(currency)
-            # As the writers print amounts: digits, the point, the currency's places.
-            if places and places + 1 < len(text) < places + 20 and text[-places - 1] == ".":
-                digits = text.replace(".", "", 1)
-                amount = int(digits) if digits.isdigit() and digits.isascii() else self._amount(text, currency)
-            else:
-                amount = self._amount(text, currency)
+            amount = self._read_amount(debit or credit, currency)
             if amount is None or amount <= 0:
                 return None
             totals = accounts.get(code)
@@ -199,13 +192,7 @@ class CsvJournal:
         posting_id, other_id = int(posting_text), int(other_posting)
         if not 0 < posting_id < other_id:
             return False
-        text = debit or credit
-        places = self._places.get(currency)
-        if places and places + 1 < len(text) < places + 20 and text[-places - 1] == ".":
-            digits = text.replace(".", "", 1)
-            amount = int(digits) if digits.isdigit() and digits.isascii() else self._amount(text, currency)
-        else:
-            amount = self._amount(text, currency)
+        amount = self._read_amount(debit or credit, currency)
         if amount is None or amount <= 0:
             return False
         check = self.check
@@ -253,6 +240,16 @@ class CsvJournal:
             credits.credit += amount
             credits.digest += hash((seq, credit_id, 2, amount))
         _place_leaf(check, seq, leaf)
+
+    def _read_amount(self, text: str, currency: str) -> int | None:
+        """An amount as the writers print it (digits, the point, the currency's
+        places) read directly; anything else by :meth:`_amount`'s full rules."""
+        places = self._places.get(currency)
+        if places and places + 1 < len(text) < places + 20 and text[-places - 1] == ".":
+            digits = text.replace(".", "", 1)
+            if digits.isdigit() and digits.isascii():
+                return int(digits)
+        return self._amount(text, currency)
 
     def _amount(self, text: str, currency: str) -> int | None:
         """``text`` in minor units of ``currency`` by the full rules (None where they
