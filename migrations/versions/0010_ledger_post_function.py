@@ -147,9 +147,10 @@ BEGIN
         )
         SELECT p.id, p.account_id, NULL::timestamptz, p.debits_posted_after, p.credits_posted_after
           FROM p ORDER BY p.id;
-    FOR k IN 1 .. cardinality(a_id) LOOP
-        UPDATE ledger_accounts SET debits_posted = a_dpo[k], credits_posted = a_cpo[k] WHERE id = a_id[k];
-    END LOOP;
+    UPDATE ledger_accounts AS a
+       SET debits_posted = u.dpo, credits_posted = u.cpo
+      FROM unnest(a_id, a_dpo, a_cpo) AS u(id, dpo, cpo)
+     WHERE a.id = u.id;
 END $$;
 """
 
