@@ -31,7 +31,7 @@ from pathlib import Path
 
 from settlement.errors import SettlementError
 from settlement.exports.checks import AccountTotals, Fail, JournalCheck
-from settlement.exports.readers import TIME_PATTERN, BadRow, CsvRecords, journal_csv, open_text
+from settlement.exports.readers import TIME_PATTERN, BadRow, CsvRecords, header_problem, journal_csv, open_text
 from settlement.exports.rows import JOURNAL_COLUMNS, currency_places, parse_amount
 from settlement.journal.canonical import VERSION, canonical_json
 from settlement.journal.merkle import MalformedRange, RangeMerger
@@ -471,9 +471,9 @@ def verify_csv_journal(path: Path, check: JournalCheck, fail: Fail, split: Split
         group_seq: str | None = None
         start = 0
         try:
-            header = next(rows, None)
-            if header is None or tuple(header) != JOURNAL_COLUMNS:
-                fail(f"{name} header", f"the header is not {','.join(JOURNAL_COLUMNS)}")
+            problem = header_problem(name, next(rows, None), JOURNAL_COLUMNS)
+            if problem is not None:
+                fail(*problem)
                 return
             for number, row in enumerate(rows, 1):
                 if len(row) != _JOURNAL_WIDTH:

@@ -205,15 +205,22 @@ _PARSERS = {"journal": (JOURNAL_COLUMNS, None), "trial_balance": (TRIAL_BALANCE_
             "statements": (STATEMENT_COLUMNS, statement_line)}
 
 
+def header_problem(name: str, header: list[str] | None, columns: tuple[str, ...]) -> tuple[str, str] | None:
+    """(where, what) if a CSV file's first record is not ``columns``, else None."""
+    if header is None or tuple(header) != columns:
+        return f"{name} header", f"the header is not {','.join(columns)}"
+    return None
+
+
 def read_csv(path: Path, report: str) -> Iterator[Row]:
     columns, parser = _PARSERS[report]
     name = path.name
     with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
         rows = csv.reader(handle, strict=True)
         try:
-            header = next(rows, None)
-            if header is None or tuple(header) != columns:
-                yield f"{name} header", f"the header is not {','.join(columns)}"
+            problem = header_problem(name, next(rows, None), columns)
+            if problem is not None:
+                yield problem
                 return
             for number, row in enumerate(rows, 1):
                 where = f"{name} row {number}"

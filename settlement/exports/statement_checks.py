@@ -9,7 +9,7 @@ from pathlib import Path
 
 from settlement.errors import SettlementError
 from settlement.exports.checks import TYPES, Fail, JournalCheck, TrialBalanceCheck, money, posting_digest
-from settlement.exports.readers import BadRow, CsvRecords, statement_values
+from settlement.exports.readers import BadRow, CsvRecords, header_problem, statement_values
 from settlement.exports.rows import STATEMENT_COLUMNS, StatementLine, currency_places
 from settlement.ledger.models import AccountType
 
@@ -142,9 +142,9 @@ def verify_csv_statements(path: Path, checker: StatementCheck, fail: Fail) -> No
         records = CsvRecords(handle)
         rows = iter(records)
         try:
-            header = next(rows, None)
-            if header is None or tuple(header) != STATEMENT_COLUMNS:
-                fail(f"{name} header", f"the header is not {','.join(STATEMENT_COLUMNS)}")
+            problem = header_problem(name, next(rows, None), STATEMENT_COLUMNS)
+            if problem is not None:
+                fail(*problem)
                 return
             for number, row in enumerate(rows, 1):
                 if len(row) == columns and row[0] == code and row[2] == "posting":
