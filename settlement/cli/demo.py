@@ -73,7 +73,8 @@ def demo(payments: int = typer.Option(300, "--payments", "-n", min=30, help="pay
                                          "folder (a PostgreSQL database that does not exist is created)"),
          broker_url: str | None = typer.Option(
              None, "--broker-url", help="Celery broker for a real worker (default with --database-url: "
-                                        "SETTLEMENT_BROKER_URL, else redis://127.0.0.1:6379/0 if it answers)"),
+                                        "SETTLEMENT_BROKER_URL, else redis://127.0.0.1:6379/0; when neither "
+                                        "answers, a Redis of the demo's own if redis-server is installed)"),
          keep_running: bool = typer.Option(False, "--keep-running",
                                            help="leave the API, the console and the simulators up until Ctrl-C"),
          out: Path | None = typer.Option(None, "--out", help="folder for everything the demo writes "
@@ -92,8 +93,9 @@ def demo(payments: int = typer.Option(300, "--payments", "-n", min=30, help="pay
     folder = out or Path.cwd() / f"settlement-demo-{dt.datetime.now(dt.UTC).astimezone():%Y%m%d-%H%M%S}"
     if folder.exists() and any(folder.iterdir()):
         raise DemoOutFolderNotEmpty(f"{folder} is not empty; give --out a new folder", folder=str(folder))
-    options = Options(payments=payments, seed=seed, database_url=database_url,
-                      broker_url=_broker(broker_url, database_url), keep_running=keep_running, out=folder.resolve())
+    broker = _broker(broker_url, database_url)
+    options = Options(payments=payments, seed=seed, database_url=database_url, broker_url=broker or "",
+                      own_broker=broker is None, keep_running=keep_running, out=folder.resolve())
     reporter = RichReporter(console)
     started = time.monotonic()
     console.print(f"[bold]settlement demo[/]: {payments} payments, seed {seed}, folder {escape(str(options.out))}")
@@ -113,9 +115,11 @@ def demo(payments: int = typer.Option(300, "--payments", "-n", min=30, help="pay
         raise typer.Exit(1)
 
 
-def _broker(given: str | None, database_url: str | None) -> str:
+def _broker(given: str | None, database_url: str | None) -> str | None:
     """The broker for a real worker: given, or with a PostgreSQL database the
-    configured one or a local Redis that answers; none means tasks run inline."""
+    configured one (``SETTLEMENT_BROKER_URL``), else a local Redis on its usual port,
+    if it answers. ``None``: none answers, the demo starts a Redis of its own. ``""``:
+    no worker (the embedded default runs tasks inline)."""
     if given is not None:
         return given
     if not database_url or not database_url.startswith("postgres"):
@@ -125,10 +129,12 @@ def _broker(given: str | None, database_url: str | None) -> str:
     from settlement.tasks.app import broker_reachable
 
     configured = os.environ.get("SETTLEMENT_BROKER_URL", "")
-    for candidate in (configured, "redis://127.0.0.1:6379/0"):
-        if candidate and broker_reachable(candidate):
-            return candidate
-    return ""
+    if configured:
+        # The broker the operator configured, or one of the demo's own: never another
+        # server that happens to listen on the usual port.
+        return configured if broker_reachable(configured) else None
+    usual = "redis://127.0.0.1:6379/0"
+    return usual if broker_reachable(usual) else None
 
 
 def _print_summary(summary: object, seconds: float) -> None:  # float-ok: elapsed time
@@ -188,6 +194,7 @@ def _keep_running(runner: object) -> None:
     for name, simulator in running.simulators.items():
         console.print(f"  {name:<12} {simulator_address(simulator)}")
     console.print(f"  finance key  {keys.finance}")
+    console.print(f"  finance key  {keys.finance_second}  (a second finance user: approves write-offs)")
     console.print(f"  auditor key  {keys.auditor}")
     console.print(f"  checkout key {keys.checkout}")
     console.print("  These keys belong to this demo's database only.")

@@ -48,6 +48,7 @@ class Demo:
         self.running = running = self.stack.start()
         lap("start")
         summary = Summary(database=running.database, seed=plan.seed, payments_planned=len(plan.payments))
+        summary.notes.extend(running.notes)
         if running.worker:
             summary.notes.append("tasks ran in a Celery worker process over the broker")
         self.keys = keys = create_keys(running.factory)

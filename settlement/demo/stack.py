@@ -1,7 +1,9 @@
 """Everything the demo runs, started and stopped in order: its folder, the database
 (the embedded default, a SQLite file in the demo's folder, or the one it is given),
 the rails' simulators on loopback ports, the service's settings, the API under
-uvicorn in a thread and, with a broker, a real Celery worker process.
+uvicorn in a thread and, with a broker, a real Celery worker process (on PostgreSQL
+with no broker answering, the stack starts a Redis server of its own for the worker,
+on a free loopback port, keeping nothing on disk).
 
 The service reads its settings from ``SETTLEMENT_*`` variables wherever it runs
 (inline tasks in this process, the worker in its own), so the stack sets them in
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,6 +55,9 @@ class Options:
     seed: int = 7
     database_url: str | None = None
     broker_url: str = ""
+    #: No broker answered: start a Redis server of the demo's own (or, without one
+    #: installed, run tasks inline and say so).
+    own_broker: bool = False
     keep_running: bool = False
     out: Path = field(default_factory=Path.cwd)
 
@@ -67,6 +73,8 @@ class Running:
     simulators: dict[str, RailSimulator]
     database: str
     worker: bool
+    #: What the stack had to say about how tasks run (shown in the summary).
+    notes: list[str] = field(default_factory=list)
 
 
 class Stack:
@@ -79,6 +87,9 @@ class Stack:
         self._simulators: dict[str, RailSimulator] = {}
         self._server: BackgroundServer | None = None
         self._worker: subprocess.Popen[bytes] | None = None
+        self._redis: subprocess.Popen[bytes] | None = None
+        self.broker_url = options.broker_url
+        self._notes: list[str] = []
         self._queue = f"settlement-demo-{uuid.uuid4().hex[:12]}"
         self._environment: dict[str, str | None] = {}
         self.running: Running | None = None
@@ -102,6 +113,8 @@ class Stack:
         rails_file = self.out / "rails.json"
         rails_file.write_text(json.dumps({n: s.adapter_config() for n, s in self._simulators.items()}, indent=2))
         self.reporter.end(", ".join(f"{n} {simulator_address(s)}" for n, s in self._simulators.items()))
+        if self.options.own_broker:
+            self._start_redis()
         key = self._signing_key()
         from settlement.api.app import create_app
 
@@ -120,11 +133,11 @@ class Stack:
         server.start()
         self.reporter.end(server.url)
         worker = False
-        if self.options.broker_url:
+        if self.broker_url:
             self._start_worker()
             worker = True
         self.running = Running(self.out, settings, app.state.factory, server.url, dict(self._simulators), database,
-                               worker)
+                               worker, list(self._notes))
         return self.running
 
     def _database(self) -> tuple[str, str]:
@@ -161,7 +174,7 @@ class Stack:
             "SETTLEMENT_JOURNAL_ORIGIN": JOURNAL_ORIGIN,
             "SETTLEMENT_FX_RATES_SOURCE": "rail:alipay",
             "SETTLEMENT_PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
-            "SETTLEMENT_BROKER_URL": self.options.broker_url,
+            "SETTLEMENT_BROKER_URL": self.broker_url,
             "SETTLEMENT_RESULT_BACKEND": "",
             "SETTLEMENT_RECON_SLA_DAYS": None,
             "SETTLEMENT_RECON_INBOX": None,
@@ -177,10 +190,38 @@ class Stack:
         get_settings.cache_clear()
         get_celery.cache_clear()
         settings = get_settings()
-        if self.options.broker_url:
+        if self.broker_url:
             # A queue of its own: another worker on the same broker never takes the demo's tasks.
             get_celery().conf.task_default_queue = self._queue
         return settings
+
+    def _start_redis(self) -> None:
+        """A Redis server for the demo's worker alone: loopback, a free port, nothing
+        kept on disk, stopped with the demo. Without redis-server installed, tasks run
+        inline in this process, and the summary says so."""
+        from settlement.tasks.app import broker_reachable
+
+        server = shutil.which("redis-server")
+        if server is None:
+            self._notes.append("no broker answered and redis-server is not installed: tasks ran inline in this "
+                               "process (give --broker-url for a real worker)")
+            self.reporter.note(self._notes[-1])
+            return
+        self.reporter.begin("Starting a Redis server for the worker (no broker answered)")
+        port = free_port()
+        log = self.out / "logs" / "redis.log"
+        self._redis = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",  # noqa: S603
+                                        "--appendonly", "no", "--dir", str(self.out / "logs"), "--logfile", str(log)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.out)
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 30
+        while not broker_reachable(url):
+            if self._redis.poll() is not None or time.monotonic() > deadline:
+                raise DemoDatabaseUnavailable(f"the demo's Redis server did not start; see {log}")
+            time.sleep(0.1)
+        self.broker_url = url
+        self._notes.append(f"no broker answered: the demo started its own Redis server ({url})")
+        self.reporter.end(url)
 
     def _start_worker(self) -> None:
         self.reporter.begin("Starting a Celery worker")
@@ -217,6 +258,13 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self._worker.kill()
                 self._worker.wait()
+        if self._redis is not None and self._redis.poll() is None:
+            self._redis.terminate()
+            try:
+                self._redis.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+                self._redis.wait()
         if self._server is not None:
             self._server.stop()
         from settlement.payments.rails import process_rails, use_rails

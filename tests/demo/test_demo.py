@@ -7,20 +7,27 @@ left open exactly those, the export verified offline.
 
 * on its default, the embedded one: a SQLite file in the demo's folder, tasks inline,
   nothing else running (and the same numbers in ``summary.json`` and the report);
-* on PostgreSQL with a fresh database, a Redis broker and the Celery worker the demo
-  starts.
+* on PostgreSQL with a fresh database, the Celery worker the demo starts and, as on a
+  machine where no broker is running, a Redis server the demo starts for it;
+* with ``--keep-running``: the API, the console and the simulators stay up with the
+  keys it prints, until Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -35,14 +42,35 @@ PAYMENTS = "30"
 #: A day whose 30 payments include Alipay pre-authorizations captured in full and in two
 #: parts, a void and refunds, and UnionPay captures in two parts.
 SEED = "188"
-BROKER = os.environ.get("SETTLEMENT_TEST_DEMO_REDIS_URL", "redis://127.0.0.1:6379/12")
 SETTLEMENT = Path(sys.executable).with_name("settlement")
 
 
-def run_demo(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def demo_command(out: Path, *args: str) -> list[str]:
+    return [str(SETTLEMENT), "demo", "--payments", PAYMENTS, "--seed", SEED, "--out", str(out), *args]
+
+
+def demo_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SETTLEMENT_")}
-    done = subprocess.run([str(SETTLEMENT), "demo", "--payments", PAYMENTS, "--seed", SEED, "--out", str(out),
-                           *args], env=env, cwd=out.parent, capture_output=True, text=True, timeout=300, check=False)
+    return {**env, **settings}
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def run_demo(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(demo_command(out, *args), env=env or demo_env(), cwd=out.parent, capture_output=True,
+                          text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done
 
@@ -151,8 +179,11 @@ def test_demo_on_its_default_sqlite_file(tmp_path: Path) -> None:
 
 
 def test_demo_on_postgresql_with_a_worker(pg_database: Database, tmp_path: Path) -> None:
+    """The configured broker does not answer (as on a machine with none running): the
+    demo starts a Redis server of its own for its worker, and stops both at the end."""
     out = tmp_path / "demo"
-    done = run_demo(out, "--database-url", pg_database.url, "--broker-url", BROKER)
+    nobody = f"redis://127.0.0.1:{closed_port()}/0"
+    done = run_demo(out, "--database-url", pg_database.url, env=demo_env(SETTLEMENT_BROKER_URL=nobody))
     pg_database.engine.dispose()
     check_numbers(database_numbers(pg_database.url), injected(out))
     check_export(out)
@@ -160,6 +191,55 @@ def test_demo_on_postgresql_with_a_worker(pg_database: Database, tmp_path: Path)
     assert "settlement.reconciliation.run_reconciliation" in worker_log
     assert "settlement.exports.run" in worker_log
     assert "verified" in done.stdout
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    own = next(n for n in notes if n.startswith("no broker answered: the demo started its own Redis server"))
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", own).group(1))  # type: ignore[union-attr]
+    assert "tasks ran in a Celery worker process over the broker" in notes
+    assert not answers(port)   # stopped with the demo
+    assert "Ready to accept connections" in (out / "logs" / "redis.log").read_text()
+
+
+def test_keep_running_leaves_the_service_up_until_ctrl_c(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    demo = subprocess.Popen(demo_command(out, "--keep-running"), env=demo_env(), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(300, demo.kill)
+    watchdog.start()
+    try:
+        assert demo.stdout is not None
+        printed = ""
+        for line in demo.stdout:
+            printed += line
+            if "These keys belong" in line:
+                break
+        assert "Still running" in printed, printed[-4000:]
+        printed = printed[printed.index("Still running"):]
+        api = re.search(r"API\s+(http://127\.0\.0\.1:\d+)", printed).group(1)  # type: ignore[union-attr]
+        keys = dict(re.findall(r"(finance|auditor|checkout) key\s+(\S+)", printed))
+        assert len(re.findall(r"finance key\s+\S+", printed)) == 2   # a second user approves write-offs
+        simulators = [int(p) for p in re.findall(r"(?:mir|unionpay|alipay)\s+\S*?127\.0\.0\.1:(\d+)", printed)]
+        assert len(simulators) == 3
+        assert all(answers(p) for p in simulators)
+        with httpx.Client(base_url=api, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+            runs = client.get("/v1/reconciliation/runs", headers={"Authorization": f"Bearer {keys['auditor']}"})
+            assert runs.status_code == 200, runs.text
+            assert len(runs.json()["data"]) >= 4
+            payments = client.get("/v1/payments", headers={"Authorization": f"Bearer {keys['checkout']}"})
+            assert payments.status_code == 200
+            assert payments.json()["data"]
+            sign_in = client.get("/console/sign-in")
+            assert sign_in.status_code == 200
+            assert "<form" in sign_in.text
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+    finally:
+        watchdog.cancel()
+        if demo.poll() is None:
+            demo.kill()
+    api_port = int(api.rsplit(":", 1)[1])
+    assert not answers(api_port)
+    assert not any(answers(p) for p in simulators)
 
 
 def test_refuses_an_occupied_folder_and_too_few_payments(tmp_path: Path) -> None:
