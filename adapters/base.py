@@ -531,7 +531,9 @@ class DiscrepancyKind(enum.StrEnum):
     column for it, so there the record is told from the payment only by its ``Type``
     and sign. UNKNOWN adds a payment under a ``reference`` and ``rail_reference``
     nobody issued (``UNKNOWN...``) unless the discrepancy names a reference.
-    FX_RATE_DIFFERS applies only to converted (forex) records.
+    FX_RATE_DIFFERS applies only to converted (forex) records; a simulator whose file
+    has no FX rate field (Mir's register, UnionPay's ZM file: those rails settle in one
+    currency) refuses it with :class:`~adapters.simulation.DiscrepancyNotCarried`.
     """
 
     MISSING = "missing"              # a processed transaction is left out

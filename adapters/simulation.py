@@ -6,6 +6,12 @@ as a pending :class:`~adapters.base.SettlementRecord` with ``line_number`` 0. Wh
 asked for a settlement file it takes every pending record, applies the requested
 discrepancies with :func:`apply_discrepancies`, and hands the result to the rail's
 own file writer, which numbers the lines.
+
+Not every file can carry every kind of discrepancy: a file without an FX rate field
+cannot show a rate that differs. Each simulator states what its file cannot carry
+(kind -> why); :func:`refuse_uncarried` refuses such a kind asked for by explicit
+list with :class:`DiscrepancyNotCarried` before anything is taken from the book, and
+:func:`random_kinds` keeps a seeded run to the kinds the file can carry.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import random
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,6 +45,36 @@ RANDOM_KINDS: tuple[DiscrepancyKind, ...] = (
     DiscrepancyKind.CHARGEBACK,
     DiscrepancyKind.AMOUNT_DIFFERS,
 )
+
+
+class DiscrepancyNotCarried(ValueError):
+    """A discrepancy was asked for by explicit list whose kind the rail's settlement
+    file cannot carry (a rate that differs, in a file with no rate field). Nothing is
+    written and the simulator's book is left as it was."""
+
+    code = "discrepancy_not_carried"
+
+    def __init__(self, rail: str, kind: DiscrepancyKind, why: str) -> None:
+        super().__init__(f"the {rail} settlement file cannot carry {kind.name}: {why}")
+        self.rail = rail
+        self.kind = kind
+        self.why = why
+
+
+def refuse_uncarried(rail: str, discrepancies: Iterable[Discrepancy],
+                     not_carried: Mapping[DiscrepancyKind, str]) -> None:
+    """Raise :class:`DiscrepancyNotCarried` for the first of ``discrepancies`` whose kind
+    is in ``not_carried`` (kind -> why the file cannot carry it)."""
+    for d in discrepancies:
+        why = not_carried.get(d.kind)
+        if why is not None:
+            raise DiscrepancyNotCarried(rail, d.kind, why)
+
+
+def random_kinds(not_carried: Mapping[DiscrepancyKind, str]) -> tuple[DiscrepancyKind, ...]:
+    """:data:`RANDOM_KINDS` less the kinds the file cannot carry, in the same order (so a
+    seed plans the same when nothing is left out)."""
+    return tuple(kind for kind in RANDOM_KINDS if kind not in not_carried)
 
 
 class SettlementBook:
@@ -115,10 +151,12 @@ def apply_discrepancies(
     """Apply ``discrepancies`` to ``records``.
 
     Returns (records to write, records held back for the next file, discrepancies
-    actually applied). A discrepancy that cannot apply is not applied (and not
-    returned): one naming a reference that is not among the records, FX_RATE_DIFFERS
-    on a record that was not converted, UNKNOWN with no payment record to take a
-    currency from and no ``currency`` given.
+    actually applied). A discrepancy that cannot apply to these records is not applied
+    (and not returned): one naming a reference that is not among the records,
+    FX_RATE_DIFFERS on a record that was not converted (a CNY trade in a file that has
+    rates for its forex trades), UNKNOWN with no payment record to take a currency
+    from and no ``currency`` given. A kind the whole file cannot carry is the caller's
+    to refuse first, with :func:`refuse_uncarried`.
 
     REFUND and CHARGEBACK add a record of that type for the named payment: same
     ``reference`` and ``rail_reference`` (the original transaction's), ``gross`` and

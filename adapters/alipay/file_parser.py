@@ -105,7 +105,8 @@ class _Parser:
         raw = self.stream.readline(MAX_LINE_BYTES + 1)
         self.line_number = 1
         if not raw:
-            raise MalformedFile("the settlement file is empty", rail=self.rail, line_number=1)
+            raise MalformedFile("the settlement file is empty: no header on line 1", rail=self.rail,
+                                line_number=1, field_name="header")
         try:
             text = raw.decode("utf-8-sig").rstrip("\r\n")
         except UnicodeDecodeError as exc:
@@ -121,57 +122,71 @@ class _Parser:
     def batches(self) -> Iterator[list[SettlementRecord | RecordError]]:
         """The items of the file, one list per chunk read: a consumer iterating them
         through ``chain.from_iterable`` pays the generator's resumption once per chunk
-        rather than once per line."""
+        rather than once per line. When the file turns out unusable mid-chunk, the items
+        of that chunk read before it did still come out, then :class:`MalformedFile`."""
         self.header()
         read = self.stream.read
         carry = b""
         while True:
             chunk = read(CHUNK_BYTES)
-            if not chunk:
-                if carry:
-                    yield self._parse_raw(carry.split(b"\n"))
-                return
-            data = carry + chunk if carry else chunk
-            cut = data.rfind(b"\n") + 1
-            complete, carry = data[:cut], data[cut:]
-            if len(carry) > MAX_LINE_BYTES:
-                items = self._parse_raw(complete.split(b"\n")[:-1]) if complete else []
-                items.append(self._counted(self._overlong()))
-                carry = b""
-                yield items
-                continue
-            if not complete:
-                continue
+            items: list[SettlementRecord | RecordError] = []
             try:
-                text = complete.decode("utf-8")
-            except UnicodeDecodeError:
-                yield self._parse_raw(complete.split(b"\n")[:-1])
-                continue
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            lines = text.split("\n")
-            lines.pop()  # the empty piece after the final newline
-            yield self._parse_lines(lines)
+                carry = self._take(carry, chunk, items)
+            except MalformedFile:
+                yield items
+                raise
+            yield items
+            if not chunk:
+                return
 
-    def _parse_raw(self, raw_lines: list[bytes]) -> list[SettlementRecord | RecordError]:
+    def _take(self, carry: bytes, chunk: bytes, items: list[SettlementRecord | RecordError]) -> bytes:
+        """Parse the complete lines of ``carry + chunk`` into ``items``; returns the
+        incomplete last line, to be completed by the next chunk (``chunk`` empty: the
+        end of the file, where the last line needs no line break)."""
+        if not chunk:
+            if carry:
+                self._parse_raw(carry.split(b"\n"), items)
+            return b""
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        complete, carry = data[:cut], data[cut:]
+        if len(carry) > MAX_LINE_BYTES:
+            if complete:
+                self._parse_raw(complete.split(b"\n")[:-1], items)
+            items.append(self._counted(self._overlong()))
+            return b""
+        if not complete:
+            return carry
+        try:
+            text = complete.decode("utf-8")
+        except UnicodeDecodeError:
+            self._parse_raw(complete.split(b"\n")[:-1], items)
+            return carry
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        lines = text.split("\n")
+        lines.pop()  # the empty piece after the final newline
+        self._parse_lines(lines, items)
+        return carry
+
+    def _parse_raw(self, raw_lines: list[bytes], out: list[SettlementRecord | RecordError]) -> None:
         """Lines of a chunk that does not decode as a whole: each line on its own, so one
         bad byte costs one line, not the chunk."""
-        items: list[SettlementRecord | RecordError] = []
         for raw in raw_lines:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
                 self.line_number += 1
-                items.append(self._counted(self._error(self._bad_encoding_column(raw), "not UTF-8 text", raw)))
+                out.append(self._counted(self._error(self._bad_encoding_column(raw), "not UTF-8 text", raw)))
                 continue
-            items.extend(self._parse_lines([line.removesuffix("\r")]))
-        return items
+            self._parse_lines([line.removesuffix("\r")], out)
 
     def _parse_lines(  # noqa: PLR0912, PLR0915 - one inlined loop body is the point of the fast path
-            self, lines: list[str]) -> list[SettlementRecord | RecordError]:
+            self, lines: list[str], out: list[SettlementRecord | RecordError]) -> None:
+        """Append the items of ``lines`` to ``out`` (items appended stay there when the
+        error budget runs out part way)."""
         # The hot loop: everything it touches is a local, and a well-formed line with
         # two-decimal amounts costs one split, one regex match and a few int() calls.
-        out: list[SettlementRecord | RecordError] = []
         append = out.append
         columns, rail, dates, rates = self.columns, self.rail, self.dates, self.rates
         two_places, two_place_currencies, types = _TWO_PLACES, _TWO_PLACE_CURRENCIES, TYPE_CODES
@@ -247,7 +262,6 @@ class _Parser:
                 append(self._error(exc.column, exc.reason, line))
         self.line_number = number
         self.consecutive = consecutive
-        return out
 
     def _counted(self, error: RecordError) -> RecordError:
         self.consecutive += 1

@@ -25,6 +25,13 @@ Options (all strings, as ``create_simulator(**options)`` passes them):
   them at start (the gateway's own, and the merchant app's pair it hands out).
 
 Test buyers, payees and amounts: see :mod:`.sim_model`.
+
+The settlement file can carry every kind of discrepancy: MISSING, DUPLICATE, LATE,
+FEE_DIFFERS, AMOUNT_DIFFERS, REFUND and CHARGEBACK (by ``Type``), UNKNOWN, and
+FX_RATE_DIFFERS, since each forex record carries its ``Rate`` and ``Rmb_settlement``.
+A CNY trade has no rate, so FX_RATE_DIFFERS naming one is not applied (and not in the
+list :meth:`AlipaySimulator.write_settlement_file` returns). Seeded runs pick from
+:data:`~adapters.simulation.RANDOM_KINDS`.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class MirRail:
     :class:`~adapters.base.RailUnavailable` (nothing happened: no connection, or
     response code 91/96), :class:`~adapters.base.RailTimeout` (no answer: the
     outcome is unknown, ask :meth:`query`), :class:`~adapters.base.Malformed` (a
-    broken answer, or 30 format error) and :class:`~adapters.base.SignatureInvalid`
+    broken answer, an answer whose MTI, RRN or STAN is not the request's, or 30
+    format error) and :class:`~adapters.base.SignatureInvalid`
     (the answer's MAC is missing or wrong, or the host answered 63 to ours)."""
 
     name = RAIL
@@ -259,8 +260,15 @@ class MirRail:
                       else "carries no MAC")
             raise SignatureInvalid(f"answer to {mti} {rrn} {reason}", rail=RAIL,
                                    detail={"rrn": rrn, "mti": answer["t"]})
-        if answer["t"] != ANSWER_MTI[mti] or answer.get("37") != rrn or answer.get("11") != stan:
-            raise Malformed(f"answer {answer['t']} does not match request {mti} {rrn}", rail=RAIL)
+        # An answer for another request (a host's mix-up, or an earlier answer replayed,
+        # MAC and all) must not settle this one: the identifiers have to be ours.
+        expected = (("MTI", "t", ANSWER_MTI[mti]), ("RRN", "37", rrn), ("STAN", "11", stan))
+        wrong = [(label, answer.get(name, ""), value) for label, name, value in expected
+                 if answer.get(name) != value]
+        if wrong:
+            what = ", ".join(f"{label} {got or '-'} instead of {value}" for label, got, value in wrong)
+            raise Malformed(f"answer {answer['t']} does not match request {mti} {rrn}: {what}", rail=RAIL,
+                            detail={"rrn": rrn, "mismatch": ",".join(label for label, _, _ in wrong)})
         code = answer.get("39", "")
         if len(code) != 2:
             raise Malformed(f"answer to {mti} {rrn} has no response code", rail=RAIL)

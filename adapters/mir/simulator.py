@@ -10,6 +10,13 @@ send merchants (:mod:`adapters.mir.files`): semicolon-separated, a header, colum
 ``SETTLEMENT_DATE``, ``FEE``, ``NET`` and ``REFERENCE`` (ours), and a ``TOTAL``
 trailer. Each capture, sale and refund is one line; fees follow the 1.5 % schedule.
 
+Discrepancies the register can carry: MISSING, DUPLICATE, LATE, FEE_DIFFERS,
+AMOUNT_DIFFERS, REFUND, CHARGEBACK (``RECORD_TYPE`` says which) and UNKNOWN. It
+cannot carry FX_RATE_DIFFERS: Mir settles in RUB only, so the register has no rate
+column. Asked for by explicit list, that kind is refused with
+:class:`~adapters.simulation.DiscrepancyNotCarried` (see :data:`NOT_CARRIED`); a
+seeded run never picks it.
+
 Test cards (any other Luhn-valid PAN of 16-19 digits in BIN 2200-2204 is approved;
 a PAN outside that range or failing the Luhn check answers ``14``):
 
@@ -63,20 +70,30 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import BinaryIO
 
-from adapters.base import Discrepancy, MethodKind, PaymentMethod, TxnStatus, Unsupported
+from adapters.base import Discrepancy, DiscrepancyKind, MethodKind, PaymentMethod, TxnStatus, Unsupported
 from adapters.mir import protocol
 from adapters.mir.host import FramedServer, Reply
 from adapters.mir.protocol import ANSWER_MTI, ProtocolError
 from adapters.mir.register import write_register
 from adapters.mir.scheme import APPROVING_PAN, DECLINING_PANS, MirScheme
 from adapters.mir.terms import CURRENCY, RAIL
-from adapters.simulation import SettlementBook, apply_discrepancies, plan_random
+from adapters.simulation import (
+    SettlementBook,
+    apply_discrepancies,
+    plan_random,
+    random_kinds,
+    refuse_uncarried,
+)
 
 logger = logging.getLogger(__name__)
 
 SIGNING_MODES = ("ok", "wrong-key", "none")
 FAULTS = ("", "truncate", "oversize", "garbage", "silent")
 DECLINING_PAN = "2204000000000059"
+#: Discrepancy kinds the register cannot carry, and why.
+NOT_CARRIED: Mapping[DiscrepancyKind, str] = {
+    DiscrepancyKind.FX_RATE_DIFFERS: "Mir settles in RUB only, so the register has no FX rate column",
+}
 
 
 class MirSimulator:
@@ -147,12 +164,15 @@ class MirSimulator:
         plus the records held back as LATE by an earlier file, all settling on
         ``settlement_date`` (a late record is paid with the file it finally comes in).
         ``discrepancies`` are applied as listed, then, with ``seed``, a random one per
-        payment with probability ``rate``."""
+        payment with probability ``rate``. A kind the register cannot carry
+        (:data:`NOT_CARRIED`) in ``discrepancies`` raises
+        :class:`~adapters.simulation.DiscrepancyNotCarried` and writes nothing."""
+        refuse_uncarried(RAIL, discrepancies, NOT_CARRIED)
         pending, held = self.book.take()
         records = [dataclasses.replace(r, settlement_date=settlement_date) for r in pending + held]
         planned = list(discrepancies)
         if seed is not None:
-            planned += plan_random(records, seed, rate)
+            planned += plan_random(records, seed, rate, random_kinds(NOT_CARRIED))
         written, late, applied = apply_discrepancies(records, planned, rail=RAIL,
                                                      settlement_date=settlement_date, currency=CURRENCY)
         self.book.hold_back(late)

@@ -25,20 +25,24 @@ Rules:
   :data:`MAX_DEPTH` makes the file unusable.
 * The document element must be ``Document`` in a camt.053 namespace with
   ``BkToCstmrStmt`` under it; this is checked before the reader is returned, so a
-  file that is not camt.053 fails at once.
+  file that is not camt.053 fails at once. The error names the line of the element
+  at fault and the element expected there: an empty file fails on line 1, field
+  ``Document``; XML that is not well-formed names the line where it breaks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import BinaryIO
-from xml.etree.ElementTree import Element, ParseError
+from typing import Any, BinaryIO
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
+from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 from defusedxml.ElementTree import iterparse as safe_iterparse
 
 from adapters.statements.base import (
@@ -60,6 +64,7 @@ FORMAT = StatementFormat.CAMT053
 MAX_DEPTH = 64
 NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})")
 _STATUS = {status.value: status for status in EntryStatus}
+_NO_ELEMENTS = expat_errors.codes[expat_errors.XML_ERROR_NO_ELEMENTS]
 
 
 class _BadField(Exception):
@@ -167,6 +172,30 @@ class _Statement:
         return self.statement_id or f"Stmt#{self.ordinal}"
 
 
+class _OpeningLines(TreeBuilder):
+    """A tree builder that notes the line on which each element starts, for the
+    errors about the document's opening, until :meth:`stop` is called; from then on it
+    is the plain (C) builder, at no cost per element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+        self.expat: Any = None
+        # An instance attribute shadows TreeBuilder.start; stop() removes it.
+        self.__dict__["start"] = self._noting
+
+    def _noting(self, tag: str, attrs: dict[str, str]) -> Element:
+        self.lines.append(self.expat.CurrentLineNumber if self.expat is not None else 0)
+        return TreeBuilder.start(self, tag, attrs)
+
+    def line(self, index: int) -> int:
+        """The line of the ``index``-th element (0-based, in document order)."""
+        return self.lines[index] if index < len(self.lines) else 0
+
+    def stop(self) -> None:
+        self.__dict__.pop("start", None)
+
+
 def parse_camt053(stream: BinaryIO) -> Iterator[StatementItem]:
     """Stream the items of a camt.053 statement file (see the module docstring).
 
@@ -174,27 +203,34 @@ def parse_camt053(stream: BinaryIO) -> Iterator[StatementItem]:
     document, :class:`UnsafeStatement` for DTDs and entities, and
     :class:`UnusableStatement` mid-stream when the XML breaks off.
     """
-    events = safe_iterparse(stream, events=("start", "end"), forbid_dtd=True,
-                            forbid_entities=True, forbid_external=True)
+    builder = _OpeningLines()
+    parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    builder.expat = parser.parser
+    events = safe_iterparse(stream, events=("start", "end"), parser=parser)
     stack: list[Element] = []
-    with _xml_errors(produced=False):
-        for event, element in events:
-            if event != "start":
-                raise UnusableStatement("the camt.053 document is empty", field_name="Document")
-            stack.append(element)
-            if len(stack) == 1:
-                match = NAMESPACE.fullmatch(element.tag[1:].partition("}")[0])
-                if _local(element.tag) != "Document" or match is None:
-                    raise UnusableStatement(
-                        f"root element is {element.tag!r}, not a camt.053 Document", field_name="Document")
-            elif _local(element.tag) != "BkToCstmrStmt":
-                raise UnusableStatement(f"Document holds {_local(element.tag)!r}, not BkToCstmrStmt",
-                                        field_name="BkToCstmrStmt")
+    try:
+        with _xml_errors(produced=False):
+            for event, element in events:
+                if event != "start":
+                    raise UnusableStatement("the camt.053 Document is empty: no BkToCstmrStmt",
+                                            line_number=builder.line(0), field_name="BkToCstmrStmt")
+                stack.append(element)
+                if len(stack) == 1:
+                    match = NAMESPACE.fullmatch(element.tag[1:].partition("}")[0])
+                    if _local(element.tag) != "Document" or match is None:
+                        raise UnusableStatement(f"root element is {element.tag!r}, not a camt.053 Document",
+                                                line_number=builder.line(0), field_name="Document")
+                elif _local(element.tag) != "BkToCstmrStmt":
+                    raise UnusableStatement(f"Document holds {_local(element.tag)!r}, not BkToCstmrStmt",
+                                            line_number=builder.line(1), field_name="BkToCstmrStmt")
+                else:
+                    break
             else:
-                break
-        else:
-            raise UnusableStatement("the camt.053 document is empty", field_name="Document")
-    return _read(events, stack)
+                raise UnusableStatement("the camt.053 file is empty: no Document", line_number=1,
+                                        field_name="Document")
+    finally:
+        builder.stop()
+    return _read(events, stack, lambda: int(parser.parser.CurrentLineNumber))
 
 
 @contextmanager
@@ -206,12 +242,19 @@ def _xml_errors(*, produced: bool) -> Iterator[None]:
         raise UnsafeStatement(f"refused: {exc}", field_name="DOCTYPE") from exc
     except ParseError as exc:
         line, column = exc.position
+        if exc.code == _NO_ELEMENTS and not produced:
+            raise UnusableStatement(f"the camt.053 file is empty: no Document element (line {line})",
+                                    line_number=line, field_name="Document") from exc
         where = "mid-stream" if produced else "at the start"
         raise UnusableStatement(f"XML is not well-formed {where}: line {line}, column {column}",
                                 line_number=line, field_name="xml") from exc
 
 
-def _read(events: Iterator[tuple[str, Element]], stack: list[Element]) -> Iterator[StatementItem]:
+def _read(events: Iterator[tuple[str, Element]], stack: list[Element],
+          read_up_to: Callable[[], int]) -> Iterator[StatementItem]:
+    """The items after the opening; ``read_up_to`` is the line the XML parser has read
+    to, the line an unusable file is reported at when the fault has no position of its
+    own."""
     entries = 0
     statements = 0
     statement: _Statement | None = None
@@ -222,8 +265,8 @@ def _read(events: Iterator[tuple[str, Element]], stack: list[Element]) -> Iterat
                 element.tag = _local(element.tag)
                 stack.append(element)
                 if len(stack) > MAX_DEPTH:
-                    raise UnusableStatement(f"elements nested deeper than {MAX_DEPTH}",
-                                            field_name=element.tag)
+                    raise UnusableStatement(f"elements nested deeper than {MAX_DEPTH} (read up to line "
+                                            f"{read_up_to()})", line_number=read_up_to(), field_name=element.tag)
                 if len(stack) == 3 and element.tag == "Stmt":
                     statements += 1
                     statement = _Statement(statements)

@@ -43,6 +43,10 @@ Rules:
   item and reading goes on; more than ``max_consecutive_errors`` bad items in a
   row, a line longer than 64 KiB, or a missing header make the file unusable. A
   file that ends without ``КонецФайла`` (truncated) ends with an error item.
+* Every :class:`UnusableStatement` names a line and a field: the key it was
+  reading or expected (``1CClientBankExchange`` on line 1 of an empty file,
+  ``Кодировка`` for an encoding that does not fit, ``СекцияРасчСчет`` when no
+  section follows the header), or ``line`` for a line too long to read.
 """
 
 from __future__ import annotations
@@ -105,7 +109,8 @@ def parse_client_bank_exchange(stream: BinaryIO, *, accounts: Collection[str] = 
     reader = _Reader(stream)
     first = reader.next_raw()
     if first is None:
-        raise UnusableStatement("the file is empty", field_name="1CClientBankExchange")
+        raise UnusableStatement("the file is empty: no 1CClientBankExchange on line 1", line_number=1,
+                                field_name="1CClientBankExchange")
     if first.removeprefix(b"\xef\xbb\xbf").strip() != MAGIC:
         raise UnusableStatement("the first line is not 1CClientBankExchange", line_number=1,
                                 field_name="1CClientBankExchange")
@@ -117,7 +122,7 @@ def parse_client_bank_exchange(stream: BinaryIO, *, accounts: Collection[str] = 
         header.append(raw)
         if len(header) > MAX_HEADER_LINES:
             raise UnusableStatement(f"no section after {MAX_HEADER_LINES} header lines",
-                                    line_number=reader.line_number)
+                                    line_number=reader.line_number, field_name="СекцияРасчСчет")
     encoding = _encoding(header if raw is None else [*header, raw])
     fields: dict[str, str] = {}
     ours = set(accounts)
@@ -127,7 +132,7 @@ def parse_client_bank_exchange(stream: BinaryIO, *, accounts: Collection[str] = 
             key, has_value, value = line.decode(encoding).partition("=")
         except UnicodeDecodeError:
             raise UnusableStatement(f"header line {number} has bytes that are not {encoding}",
-                                    line_number=number) from None
+                                    line_number=number, field_name=_key(line, encoding)) from None
         key, value = key.strip(), value.strip()
         if has_value:
             fields[key] = value
@@ -155,7 +160,7 @@ class _Reader:
         self.line_number += 1
         if len(raw) > MAX_LINE_BYTES:
             raise UnusableStatement(f"line {self.line_number} is longer than {MAX_LINE_BYTES} bytes",
-                                    line_number=self.line_number)
+                                    line_number=self.line_number, field_name="line")
         return raw.rstrip(b"\r\n")
 
 
@@ -165,18 +170,19 @@ def _key(raw: bytes, encoding: str) -> str:
 
 def _encoding(header: list[bytes]) -> str:
     """The encoding the header's keys (and the first section line) are written in,
-    checked against ``Кодировка``."""
+    checked against ``Кодировка``. ``header`` starts on line 2."""
     known = _HEADER_KEYS | set(_SECTION_STARTS)
     hits = {enc: sum(_key(raw, enc) in known for raw in header) for enc in ENCODINGS.values()}
     detected = max(hits, key=lambda enc: hits[enc])
     if hits[detected] == 0:
         raise UnusableStatement("the header keys read neither as cp1251 (Windows) nor cp866 (DOS)",
-                                field_name="Кодировка")
-    declared = next((raw.decode(detected, errors="replace").partition("=")[2].strip() for raw in header
-                     if _key(raw, detected) == "Кодировка"), None)
-    if declared is not None and ENCODINGS.get(declared.casefold()) != detected:
-        raise UnusableStatement(f"Кодировка={declared} but the file is written in {detected}",
-                                field_name="Кодировка")
+                                line_number=2, field_name="Кодировка")
+    declared = next(((number, raw.decode(detected, errors="replace").partition("=")[2].strip())
+                     for number, raw in enumerate(header, start=2) if _key(raw, detected) == "Кодировка"),
+                    None)
+    if declared is not None and ENCODINGS.get(declared[1].casefold()) != detected:
+        raise UnusableStatement(f"Кодировка={declared[1]} but the file is written in {detected}",
+                                line_number=declared[0], field_name="Кодировка")
     return detected
 
 
@@ -231,7 +237,7 @@ class _Body:
             try:
                 line = raw.decode(self.encoding).strip()
             except UnicodeDecodeError:
-                yield self.error(number, "", f"bytes that are not {self.encoding}")
+                yield self.error(number, _key(raw, self.encoding) or "line", f"bytes that are not {self.encoding}")
                 raw = self.reader.next_raw()
                 continue
             key, has_value, value = line.partition("=")

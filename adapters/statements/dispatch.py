@@ -6,7 +6,8 @@
   :func:`~adapters.statements.camt053.parse_camt053`, which checks the document
   element before returning.
 * Anything else, including an empty file, raises at once without reading past the
-  first 4 KiB.
+  first 4 KiB. The error names line 1 and the field :data:`FORMAT_FIELD`: the
+  first line, which is where either format says what it is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 SNIFF_BYTES = 4096
+#: The field an empty or unrecognised file is faulted on: the start of the file, where
+#: 1CClientBankExchange has its first line and camt.053 its document element.
+FORMAT_FIELD = "1CClientBankExchange|Document"
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 
@@ -75,7 +79,7 @@ def parse_statement(stream: BinaryIO, *, accounts: Collection[str] = ()) -> Iter
     """
     head = stream.read(SNIFF_BYTES)
     if not head:
-        raise UnusableStatement("the statement file is empty")
+        raise UnusableStatement("the statement file is empty", line_number=1, field_name=FORMAT_FIELD)
     kind = sniff(head)
     if kind == "1c":
         return parse_client_bank_exchange(_rewound(head, stream), accounts=accounts)
@@ -83,4 +87,4 @@ def parse_statement(stream: BinaryIO, *, accounts: Collection[str] = ()) -> Iter
         return parse_camt053(_rewound(head, stream))
     raise UnknownStatementFormat(
         "neither camt.053 XML nor 1CClientBankExchange (first bytes: "
-        f"{head[:16]!r})")
+        f"{head[:16]!r})", line_number=1, field_name=FORMAT_FIELD)

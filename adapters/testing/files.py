@@ -81,12 +81,17 @@ def check_file_round_trip(plugin: RailPlugin) -> None:
 
 
 def check_malformed_files(plugin: RailPlugin) -> None:
-    """A file that is empty or not the rail's format raises MalformedFile; the
+    """A file that is empty or not the rail's format raises MalformedFile (for the
+    empty file naming line 1 and the field the parser expected first); the
     simulator's own file with one data line's digits spoiled gives exactly one
     RecordError, naming that line and a field, and every other record as before."""
     with running(plugin) as (sim, rail):
         for unusable in UNUSABLE_FILES:
-            expect(MalformedFile, partial(_parse_all, rail, unusable), f"parsing {unusable[:24]!r}")
+            failed = expect(MalformedFile, partial(_parse_all, rail, unusable), f"parsing {unusable[:24]!r}")
+            if not unusable:
+                assert (failed.line_number, bool(failed.field_name)) == (1, True), (
+                    f"an empty file must fail on line 1 naming a field, not line {failed.line_number} "
+                    f"field {failed.field_name!r}")
         payments = [captured_payment(rail, sim, amount) for amount in (31_00, 42_00, 53_00)]
         records, _, data = settle(sim, rail, _settlement_day())
         [target] = [r for r in records if r.reference == payments[1].reference]

@@ -8,9 +8,12 @@ plain ASCII.
 
 Errors: a bad line becomes a :class:`RecordError` naming the line and the field (by
 its ACP key, the reason giving the Chinese name and field number) and parsing goes
-on. :class:`MalformedFile` is raised when the file as a whole is unusable: empty, no
-line a ZM record, more than ``max_consecutive_errors`` bad lines in a row, or a run
-of 1 MiB without a line break.
+on. :class:`MalformedFile` is raised when the file as a whole is unusable, and names
+a line and a field too: an empty (or all blank) file, line 1 and ``txnCode``, the
+first field of a record; a file with no line a ZM record, the first bad line and its
+field; more than ``max_consecutive_errors`` bad lines in a row, the last of them and
+its field; a run of 1 MiB without a line break, the line it starts and ``record``.
+Records read before any of these reach the caller first.
 """
 
 from __future__ import annotations
@@ -157,11 +160,13 @@ def settlement_date_from_name(name: str) -> dt.date | None:
         return None
 
 
-def _batches(stream: BinaryIO) -> Iterator[list[bytes]]:
+def _batches(stream: BinaryIO, rail: str = RAIL) -> Iterator[list[bytes]]:
     """The file's lines (without ``\\n``; a ``\\r`` before it is kept) in batches,
-    read 1 MiB at a time so that splitting runs in C. :class:`MalformedFile` when 1 MiB
-    passes without a line break."""
+    read 1 MiB at a time so that splitting runs in C. :class:`MalformedFile` naming
+    the line when 1 MiB passes without a line break (every complete line before it
+    has been yielded by then)."""
     carry = b""
+    lines_before = 0
     while True:
         chunk = stream.read(_CHUNK)
         if not chunk:
@@ -170,10 +175,13 @@ def _batches(stream: BinaryIO) -> Iterator[list[bytes]]:
             return
         lines = (carry + chunk).split(b"\n") if carry else chunk.split(b"\n")
         carry = lines.pop()
-        if len(carry) > _MAX_LINE_RUN:
-            raise MalformedFile(f"{len(carry)} bytes without a line break: not a ZM file", rail=RAIL)
         if lines:
+            lines_before += len(lines)
             yield lines
+        if len(carry) > _MAX_LINE_RUN:
+            line = lines_before + 1
+            raise MalformedFile(f"line {line}: {len(carry)} bytes without a line break: not a ZM file",
+                                rail=rail, line_number=line, field_name="record")
 
 
 def _check_text(line: bytes) -> None:
@@ -213,7 +221,8 @@ def parse_zm(  # noqa: PLR0912, PLR0915 - the per-line loop stays in one frame f
     settle_dates: dict[bytes, dt.date] = {}
     txn_dates: dict[bytes, dict[bytes, dt.date]] = {}
     records = errors = in_a_row = number = 0
-    for batch in _batches(stream):
+    first_error: RecordError | None = None
+    for batch in _batches(stream, rail):
         for framed in batch:
             number += 1
             size = len(framed)
@@ -283,13 +292,20 @@ def parse_zm(  # noqa: PLR0912, PLR0915 - the per-line loop stays in one frame f
                 error = RecordError(rail, number, "orderId", f"reference is not valid {exc.encoding}")
             errors += 1
             in_a_row += 1
+            if first_error is None:
+                first_error = error
             yield error
             if in_a_row > max_consecutive_errors:
                 raise MalformedFile(f"{in_a_row} bad lines in a row up to line {number}: not a usable "
                                     "ZM file", rail=rail, line_number=number, field_name=error.field)
     if records == 0:
-        reason = "is empty" if errors == 0 else "has no line that is a ZM record"
-        raise MalformedFile(f"the ZM file {reason}", rail=rail)
+        if first_error is None:
+            # Nothing but blank lines: what is missing is a record, starting with its first field.
+            raise MalformedFile("the ZM file is empty: no record on line 1", rail=rail, line_number=1,
+                                field_name=FIELDS[0].key)
+        raise MalformedFile(f"the ZM file has no line that is a ZM record (first bad line "
+                            f"{first_error.line_number}: {first_error.reason})", rail=rail,
+                            line_number=first_error.line_number, field_name=first_error.field)
 
 
 def _settle_date(settled: bytes, default: dt.date | None) -> dt.date:
@@ -343,7 +359,8 @@ def read_zm_fields(stream: BinaryIO, *, max_consecutive_errors: int = 100
             in_a_row += 1
             yield RecordError(RAIL, number, exc.key, exc.reason)
             if in_a_row > max_consecutive_errors:
-                raise MalformedFile(f"{in_a_row} bad lines in a row", rail=RAIL, line_number=number) from None
+                raise MalformedFile(f"{in_a_row} bad lines in a row", rail=RAIL, line_number=number,
+                                    field_name=exc.key) from None
 
 
 # -- writing ----------------------------------------------------------------------

@@ -20,6 +20,13 @@ Options (strings, as ``create_simulator`` passes them):
   respCode 05 transaction resolves), ``port`` (0: a free port).
 
 Test cards and amounts: :class:`~adapters.unionpay.constants.TestCards`.
+
+Discrepancies the ZM file can carry: MISSING, DUPLICATE, LATE, FEE_DIFFERS,
+AMOUNT_DIFFERS, REFUND, CHARGEBACK (by 交易代码) and UNKNOWN. It cannot carry
+FX_RATE_DIFFERS: the rail settles in CNY only and no ZM field holds an FX rate.
+Asked for by explicit list, that kind is refused with
+:class:`~adapters.simulation.DiscrepancyNotCarried` (see :data:`NOT_CARRIED`); a
+seeded run never picks it.
 """
 
 from __future__ import annotations
@@ -37,13 +44,21 @@ from typing import BinaryIO
 
 from adapters.base import (
     Discrepancy,
+    DiscrepancyKind,
     Malformed,
     MethodKind,
     PaymentMethod,
     SettlementRecord,
     TxnStatus,
 )
-from adapters.simulation import LoopbackHTTPServer, SettlementBook, apply_discrepancies, plan_random
+from adapters.simulation import (
+    LoopbackHTTPServer,
+    SettlementBook,
+    apply_discrepancies,
+    plan_random,
+    random_kinds,
+    refuse_uncarried,
+)
 from adapters.unionpay import transfer
 from adapters.unionpay.constants import (
     BEIJING,
@@ -74,6 +89,10 @@ from adapters.unionpay.signing import (
 )
 
 SIGNING_MODES = ("ok", "wrong-key", "mismatched-key", "expired-cert", "foreign-org")
+#: Discrepancy kinds the ZM file cannot carry, and why.
+NOT_CARRIED: Mapping[DiscrepancyKind, str] = {
+    DiscrepancyKind.FX_RATE_DIFFERS: "UnionPay settles in CNY only, so no ZM field holds an FX rate",
+}
 ANSWER_FAULTS = ("none", "truncated", "oversized")
 _DEFAULTS = {"signing": "ok", "answer_fault": "none", "mer_id": "777290058110048",
              "notify_attempts": "6", "notify_first_delay": "0.05", "pending_delay": "0.05", "port": "0"}
@@ -196,12 +215,15 @@ class UnionPaySimulator:
         back before), all cleared on ``settlement_date``; keep it for fileTransfer. A
         ZM file has no header or trailer, so a day with nothing to clear writes nothing
         (and fileTransfer answers 98 for it): no bytes, which :func:`.files.parse_zm`
-        refuses as an empty file."""
+        refuses as an empty file. A kind the ZM file cannot carry (:data:`NOT_CARRIED`)
+        in ``discrepancies`` raises :class:`~adapters.simulation.DiscrepancyNotCarried`
+        and writes nothing."""
+        refuse_uncarried(RAIL, discrepancies, NOT_CARRIED)
         pending, held = self._book.take()
         records = [dataclasses.replace(r, settlement_date=settlement_date) for r in (*held, *pending)]
         planned = list(discrepancies)
         if seed is not None:
-            planned += plan_random(records, seed, rate)
+            planned += plan_random(records, seed, rate, random_kinds(NOT_CARRIED))
         written, later, applied = apply_discrepancies(
             records, planned, rail=RAIL, settlement_date=settlement_date, currency=CURRENCY,
             operation_id=lambda record: self._gateway.new_trace(record.transaction_date))

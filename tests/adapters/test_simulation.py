@@ -7,8 +7,19 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from adapters.base import Discrepancy, DiscrepancyKind, RecordType, SettlementRecord
-from adapters.simulation import apply_discrepancies
+from adapters.simulation import (
+    RANDOM_KINDS,
+    DiscrepancyNotCarried,
+    apply_discrepancies,
+    plan_random,
+    random_kinds,
+    refuse_uncarried,
+)
 
 DAY = dt.date(2026, 1, 6)
 
@@ -93,3 +104,31 @@ def test_late_records_are_held_back_and_other_kinds_change_one_record() -> None:
     assert [r.reference for r in held] == ["p0"]
     assert written == [dataclasses.replace(records[2], fee=records[2].fee + 7, net=records[2].net - 7),
                        dataclasses.replace(records[3], gross=records[3].gross - 3, net=records[3].net - 3)]
+
+
+NO_RATES = {DiscrepancyKind.FX_RATE_DIFFERS: "this file has no rate field"}
+
+
+def test_a_kind_the_file_cannot_carry_is_refused_by_rail_and_kind() -> None:
+    asked = [Discrepancy(DiscrepancyKind.MISSING, "p1"), Discrepancy(DiscrepancyKind.FX_RATE_DIFFERS, "p2")]
+    with pytest.raises(DiscrepancyNotCarried) as refused:
+        refuse_uncarried("sim", asked, NO_RATES)
+    assert isinstance(refused.value, ValueError)
+    assert refused.value.code == "discrepancy_not_carried"
+    assert (refused.value.rail, refused.value.kind, refused.value.why) == (
+        "sim", DiscrepancyKind.FX_RATE_DIFFERS, "this file has no rate field")
+    assert str(refused.value) == "the sim settlement file cannot carry FX_RATE_DIFFERS: this file has no rate field"
+    refuse_uncarried("sim", asked[:1], NO_RATES)
+    refuse_uncarried("sim", asked, {})
+
+
+@given(st.integers(0, 2**32), st.integers(1, 40))
+def test_a_seeded_run_picks_only_kinds_the_file_carries(seed: int, count: int) -> None:
+    kinds = random_kinds(NO_RATES)
+    assert DiscrepancyKind.FX_RATE_DIFFERS not in kinds
+    assert random_kinds({}) == RANDOM_KINDS
+    records = [payment(f"p{n}") for n in range(count)]
+    planned = plan_random(records, seed, Decimal(1), kinds)
+    assert len(planned) == count
+    assert {d.kind for d in planned} <= set(kinds)
+    refuse_uncarried("sim", planned, NO_RATES)

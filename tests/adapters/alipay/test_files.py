@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from adapters.alipay import AlipayRail, AlipaySimulator
 from adapters.alipay.codec import AmountError, to_minor
 from adapters.alipay.file_parser import _FieldError, _minor
-from adapters.alipay.files import HEADER, parse_settlement, write_settlement
+from adapters.alipay.files import HEADER, MAX_CONSECUTIVE_ERRORS, parse_settlement, write_settlement
 from adapters.base import (
     CaptureRequest,
     Discrepancy,
@@ -169,6 +169,12 @@ def test_unusable_files(text: bytes) -> None:
     assert failed.value.line_number == 1
 
 
+def test_an_empty_file_fails_on_line_1_at_the_header() -> None:
+    with pytest.raises(MalformedFile, match="empty") as failed:
+        parse(b"")
+    assert (failed.value.line_number, failed.value.field_name) == (1, "header")
+
+
 def test_header_only_file_has_no_records() -> None:
     assert parse(HEADER + "\n") == []
 
@@ -197,6 +203,24 @@ def test_100_mb_of_garbage_after_a_valid_header_fails_fast(tmp_path: Path) -> No
         items.extend(parse_settlement(stream))
     assert time.monotonic() - started < 2.0
     assert failed.value.field_name == "line"
+    # The good line shares its read chunk with the garbage that condemns the file: it
+    # still reaches the caller, before the error.
+    assert [(_kind(i), i.line_number) for i in items[:1]] == [("SettlementRecord", 2)]
+    assert isinstance(items[0], SettlementRecord)
+    assert items[0].reference == "ord-1"
+    assert all(isinstance(i, RecordError) for i in items[1:])
+    assert len(items) == 1 + MAX_CONSECUTIVE_ERRORS
+    assert failed.value.line_number > items[-1].line_number
+
+
+def test_the_error_budget_running_out_mid_chunk_keeps_the_lines_before() -> None:
+    lines = [GOOD, REFUND, *(["garbage"] * 5), FOREX]
+    items: list[SettlementRecord | RecordError] = []
+    with pytest.raises(MalformedFile, match="consecutive bad lines up to line 8") as failed:
+        items.extend(parse_settlement(io.BytesIO(file_of(*lines).encode()), max_consecutive_errors=4))
+    assert [(_kind(i), i.line_number) for i in items] == [
+        ("SettlementRecord", 2), ("SettlementRecord", 3), *[("RecordError", n) for n in range(4, 8)]]
+    assert (failed.value.line_number, failed.value.field_name) == (8, "line")
 
 
 def test_scattered_bad_lines_do_not_condemn_the_file() -> None:

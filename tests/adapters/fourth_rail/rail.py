@@ -123,7 +123,8 @@ class FourthRail:
             rows = csv.reader(text)
             header = next(rows, None)
             if header is None or tuple(header) != protocol.FILE_HEADER:
-                raise MalformedFile("not a fourth rail settlement file", rail=NAME, line_number=1)
+                raise MalformedFile("not a fourth rail settlement file", rail=NAME, line_number=1,
+                                    field_name="header")
             for row in rows:
                 yield _record(rows.line_num, row)
         except UnicodeDecodeError as exc:

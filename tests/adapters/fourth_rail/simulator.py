@@ -12,7 +12,9 @@ adapter does not hold (requests are still carried out).
 A query always succeeds as a request: it reports the operation's outcome (``declined``
 with the code it was declined with, ``not_found``, or the transaction's current state
 and what the operation moved). Refunds settle under the original transaction's
-``rail_reference``; the CSV file has no column for an operation's own id.
+``rail_reference``; the CSV file has no column for an operation's own id, nor for an
+FX rate (the rail settles in its one currency), so FX_RATE_DIFFERS asked for by
+explicit list is refused with :class:`~adapters.simulation.DiscrepancyNotCarried`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import secrets
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
@@ -33,6 +35,7 @@ from typing import Any, BinaryIO
 
 from adapters.base import (
     Discrepancy,
+    DiscrepancyKind,
     FeeSchedule,
     MethodKind,
     PaymentMethod,
@@ -40,7 +43,13 @@ from adapters.base import (
     SettlementRecord,
     TxnStatus,
 )
-from adapters.simulation import LoopbackHTTPServer, SettlementBook, apply_discrepancies, plan_random
+from adapters.simulation import (
+    LoopbackHTTPServer,
+    SettlementBook,
+    apply_discrepancies,
+    plan_random,
+    refuse_uncarried,
+)
 from adapters.statements import format_amount, parse_amount
 from tests.adapters.fourth_rail import protocol
 from tests.adapters.fourth_rail.protocol import (
@@ -55,6 +64,9 @@ from tests.adapters.fourth_rail.protocol import (
 FEES = FeeSchedule(rate=Decimal("0.015"), fixed=100)
 APPROVING_BUYER = "buyer-ok"
 DECLINED_BUYER = "buyer-no-funds"
+NOT_CARRIED: Mapping[DiscrepancyKind, str] = {
+    DiscrepancyKind.FX_RATE_DIFFERS: "the fourth rail settles in one currency; its CSV has no rate column",
+}
 
 
 @dataclass
@@ -112,6 +124,7 @@ class FourthSimulator:
     def write_settlement_file(self, out: BinaryIO, settlement_date: dt.date,
                               discrepancies: Sequence[Discrepancy] = (), seed: int | None = None,
                               rate: Decimal = Decimal(0)) -> list[Discrepancy]:
+        refuse_uncarried(NAME, discrepancies, NOT_CARRIED)
         pending, held = self._book.take()
         records = [dataclasses.replace(r, settlement_date=settlement_date) for r in held + pending]
         planned = list(discrepancies)

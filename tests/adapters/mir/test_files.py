@@ -127,9 +127,10 @@ def test_a_bad_line_names_line_and_field_and_good_lines_come_through(bad: str | 
     assert "2200000000000004" not in errors[0].raw, "a bad line's raw text leaked a card number"
 
 
-def test_an_empty_file_is_malformed() -> None:
-    with pytest.raises(MalformedFile, match="empty"):
+def test_an_empty_file_is_malformed_on_line_1_at_the_header() -> None:
+    with pytest.raises(MalformedFile, match="empty") as caught:
         parse(b"")
+    assert (caught.value.line_number, caught.value.field_name) == (1, "header")
 
 
 @pytest.mark.parametrize("data", [
@@ -177,13 +178,16 @@ def test_a_line_longer_than_a_chunk_is_malformed() -> None:
 # -- 100 MB of garbage ------------------------------------------------------------
 
 
+GARBAGE_HEAD = (HEADER + "\n" + good_line(1) + "\n").encode()
+
+
 @pytest.fixture(scope="module")
 def garbage_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A register header followed by 100 MB of random bytes."""
+    """A register header and one good line followed by 100 MB of random bytes."""
     path = tmp_path_factory.mktemp("mir") / "garbage.csv"
     block = os.urandom(1 << 20)
     with path.open("wb") as out:
-        out.write(HEADER.encode() + b"\n")
+        out.write(GARBAGE_HEAD)
         for _ in range(100):
             out.write(block)
     return path
@@ -192,7 +196,7 @@ def garbage_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_100_mb_of_garbage_fails_fast_at_the_header(garbage_file: Path) -> None:
     started = time.monotonic()
     with garbage_file.open("rb") as stream:
-        stream.seek(len(HEADER) + 1)
+        stream.seek(len(GARBAGE_HEAD))
         with pytest.raises(MalformedFile) as caught:
             list(parse_register(stream))
         assert stream.tell() <= 2 << 20, "the parser read on after the header was missing"
@@ -202,12 +206,16 @@ def test_100_mb_of_garbage_fails_fast_at_the_header(garbage_file: Path) -> None:
 
 def test_100_mb_of_garbage_after_a_header_fails_fast(garbage_file: Path) -> None:
     started = time.monotonic()
+    seen: list[SettlementRecord | RecordError] = []
     with garbage_file.open("rb") as stream:
-        items = parse_register(stream)
-        with pytest.raises(MalformedFile, match="bad lines in a row"):
-            assert all(isinstance(item, RecordError) for item in items)
+        with pytest.raises(MalformedFile, match="bad lines in a row") as caught:
+            seen.extend(parse_register(stream))
         assert stream.tell() <= 2 << 20
     assert time.monotonic() - started < 2
+    assert [r.reference for r in records_of(seen)] == ["order-1"], "the good line before the garbage was lost"
+    assert all(isinstance(item, RecordError) for item in seen[1:])
+    assert caught.value.line_number > 2
+    assert caught.value.field_name
 
 
 def test_memory_stays_flat_on_a_large_file(tmp_path: Path) -> None:

@@ -3,14 +3,17 @@ request's by the host, with the bytes really crossing a socket."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 from collections.abc import Callable
 
 import iso8583
 import pytest
 from iso8583.specs import default_ascii
 
-from adapters.base import SignatureInvalid, TxnStatus
+from adapters.base import Malformed, QueryRequest, SignatureInvalid, TxnStatus
 from adapters.mir import MirSimulator, protocol
+from adapters.mir.terms import moscow_now
 from adapters.mir.transport import exchange
 
 from .conftest import authorize_request, port_of, rail_for
@@ -82,3 +85,73 @@ def test_the_host_answers_63_to_a_bad_request_mac(sim: MirSimulator) -> None:
     assert protocol.mac_is_valid(key, answer_raw, answer), "the rejection is itself authenticated"
     answer_raw = exchange("127.0.0.1", port_of(sim), good, timeout=5)
     assert iso8583.decode(answer_raw, default_ascii)[0]["39"] == "25"
+
+
+# -- answers that are not for the request ---------------------------------------
+
+
+def resigned(key: bytes, **changes: str) -> Callable[[bytes], bytes]:
+    """Change fields of an answer in flight and MAC it again with the shared key: a host
+    that answers with the wrong identifiers, not a tamperer."""
+    def alter(body: bytes) -> bytes:
+        fields = protocol.decode(body)
+        fields.update(changes)
+        return protocol.encode(fields, key)
+    return alter
+
+
+@pytest.mark.parametrize(("changes", "mismatch"), [
+    ({"11": "000000"}, "STAN"),
+    ({"37": "000000000000"}, "RRN"),
+    ({"t": "0210"}, "MTI"),
+])
+def test_an_answer_with_other_identifiers_is_refused(sim: MirSimulator, changes: dict[str, str],
+                                                    mismatch: str) -> None:
+    key = bytes.fromhex(sim.adapter_config()["mac_key"])
+    with Relay(port_of(sim), alter_answer=resigned(key, **changes)) as relay:
+        request = authorize_request(sim.approving_method(), 10_00)
+        with pytest.raises(Malformed, match=f"does not match request 0100 .*{mismatch}") as caught:
+            rail_for(sim, port=str(relay.port)).authorize(request)
+    assert caught.value.detail["mismatch"] == mismatch
+    assert caught.value.detail["rrn"] == protocol.derive_ids(request.reference)[0]
+
+
+class ReplayFirstAnswer:
+    """Answers every request after the first with the first answer, as it was sent."""
+
+    def __init__(self) -> None:
+        self.first: bytes | None = None
+
+    def __call__(self, body: bytes) -> bytes:
+        if self.first is None:
+            self.first = body
+        return self.first
+
+
+def test_a_replayed_earlier_answer_is_refused(sim: MirSimulator) -> None:
+    replay = ReplayFirstAnswer()
+    with Relay(port_of(sim), alter_answer=replay) as relay:
+        rail = rail_for(sim, port=str(relay.port))
+        first = rail.authorize(authorize_request(sim.approving_method(), 10_00))
+        second = authorize_request(sim.approving_method(), 20_00)
+        with pytest.raises(Malformed, match="does not match request 0100") as caught:
+            rail.authorize(second)
+    assert caught.value.detail["mismatch"] == "RRN,STAN"
+    assert first.rrn in str(caught.value), "the error should show the replayed answer's RRN"
+    # The host did process the second request: the client must not take the replay as its outcome.
+    assert sim.transaction_status(second.reference) is TxnStatus.AUTHORIZED
+    assert rail_for(sim).query(QueryRequest(reference=second.reference)).amount == 20_00
+
+
+def test_a_replayed_request_gets_the_original_answer_and_moves_no_money_twice(sim: MirSimulator) -> None:
+    with Relay(port_of(sim)) as relay:
+        request = authorize_request(sim.approving_method(), 30_00, capture=True)
+        rail_for(sim, port=str(relay.port)).authorize(request)
+    [sent], [answered] = relay.requests, relay.answers
+    again = exchange("127.0.0.1", port_of(sim), sent, timeout=5)
+    original, replayed = protocol.decode(answered), protocol.decode(again)
+    assert (replayed["39"], replayed["38"], replayed["37"], replayed["11"]) == (
+        original["39"], original["38"], original["37"], original["11"])
+    buffer = io.BytesIO()
+    sim.write_settlement_file(buffer, moscow_now().date() + dt.timedelta(days=1))
+    assert buffer.getvalue().count(request.reference.encode()) == 1, "a replayed sale settled twice"

@@ -6,6 +6,8 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+import pytest
+
 from adapters.base import (
     CaptureRequest,
     Discrepancy,
@@ -18,6 +20,7 @@ from adapters.base import (
 from adapters.mir import MirRail, MirSimulator
 from adapters.mir.files import HEADER
 from adapters.mir.terms import FEE_SCHEDULE, moscow_now
+from adapters.simulation import DiscrepancyNotCarried
 from adapters.testing import new_reference
 
 from .conftest import RUB, authorize_request
@@ -85,6 +88,22 @@ def test_injected_discrepancies_show_up_as_declared(sim: MirSimulator, rail: Mir
 
     late, _, _ = settle(sim, rail, FILE_DAY + dt.timedelta(days=1))
     assert [(r.reference, r.settlement_date) for r in late] == [(refs[3], FILE_DAY + dt.timedelta(days=1))]
+
+
+def test_a_rate_difference_is_refused_by_name_and_the_book_kept(sim: MirSimulator, rail: MirRail) -> None:
+    refs = sales(sim, rail, 100_00, 200_00)
+    asked = [Discrepancy(DiscrepancyKind.FEE_DIFFERS, refs[0], delta=1),
+             Discrepancy(DiscrepancyKind.FX_RATE_DIFFERS, refs[1], rate=Decimal("0.011"))]
+    out = io.BytesIO()
+    with pytest.raises(DiscrepancyNotCarried, match=r"mir settlement file cannot carry FX_RATE_DIFFERS") as refused:
+        sim.write_settlement_file(out, FILE_DAY, asked)
+    assert isinstance(refused.value, ValueError)
+    assert (refused.value.rail, refused.value.kind) == ("mir", DiscrepancyKind.FX_RATE_DIFFERS)
+    assert "RUB" in refused.value.why
+    assert out.getvalue() == b"", "a file was written"
+    records, applied, _ = settle(sim, rail)
+    assert applied == []
+    assert sorted(r.reference for r in records) == sorted(refs), "the refusal lost the book's records"
 
 
 def test_seeded_random_discrepancies_are_reported(sim: MirSimulator, rail: MirRail) -> None:

@@ -219,6 +219,22 @@ def test_other_xml_is_refused_before_any_item(document: bytes, message: str) -> 
         parse_statement(io.BytesIO(document))
 
 
+@pytest.mark.parametrize(("document", "line", "field"), [
+    (b"", 1, "Document"),
+    (b'<?xml version="1.0"?>\n', 2, "Document"),
+    (b'<?xml version="1.0"?>\n\n<html>\n<body/></html>', 3, "Document"),
+    (b'<?xml version="1.0"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">\n'
+     b"  <CstmrCdtTrfInitn/></Document>", 3, "BkToCstmrStmt"),
+    (b'<?xml version="1.0"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">\n</Document>',
+     2, "BkToCstmrStmt"),
+])
+def test_a_file_refused_whole_names_the_line_and_the_element_expected(document: bytes, line: int,
+                                                                      field: str) -> None:
+    with pytest.raises(UnusableStatement) as raised:
+        parse_camt053(io.BytesIO(document))
+    assert (raised.value.line_number, raised.value.field_name) == (line, field)
+
+
 def test_xml_that_breaks_off_raises_after_the_good_entries() -> None:
     data = camt053(8, [Entry("1.00", "CRDT"), Entry("2.00", "CRDT")])
     truncated = data[: data.index(b"<Ntry>", data.index(b"<Ntry>") + 1) + 20]

@@ -23,6 +23,7 @@ from adapters.statements import (
     parse_client_bank_exchange,
     parse_statement,
 )
+from adapters.statements.client_bank_exchange import MAX_HEADER_LINES
 from tests.adapters.statements.factories import (
     OTHER_ACCOUNT,
     OUR_ACCOUNT,
@@ -162,20 +163,20 @@ def test_truncated_file_ends_with_an_error_item() -> None:
         "section is not closed", "file ends without КонецФайла (truncated?)"]
 
 
-@pytest.mark.parametrize(("data", "message"), [
+@pytest.mark.parametrize(("data", "message", "line"), [
     (one_c_file([*one_c_document("1", "1.00")]).decode("cp1251").encode("utf-8"),
-     "read neither as cp1251"),
+     "read neither as cp1251", 2),
     (one_c_file([*one_c_document("1", "1.00")], encoding="cp866", encoding_name="Windows"),
-     "Кодировка=Windows but the file is written in cp866"),
+     "Кодировка=Windows but the file is written in cp866", 3),
     (one_c_file([*one_c_document("1", "1.00")], encoding="cp1251", encoding_name="DOS"),
-     "Кодировка=DOS but the file is written in cp1251"),
+     "Кодировка=DOS but the file is written in cp1251", 3),
     (one_c_file([*one_c_document("1", "1.00")], encoding_name="UTF-8"),
-     "Кодировка=UTF-8 but the file is written in cp1251"),
+     "Кодировка=UTF-8 but the file is written in cp1251", 3),
 ])
-def test_wrong_encoding_is_refused_at_once(data: bytes, message: str) -> None:
+def test_wrong_encoding_is_refused_at_once(data: bytes, message: str, line: int) -> None:
     with pytest.raises(UnusableStatement, match=message) as raised:
         parse_statement(io.BytesIO(data))
-    assert raised.value.field_name == "Кодировка"
+    assert (raised.value.line_number, raised.value.field_name) == (line, "Кодировка")
 
 
 def test_missing_encoding_line_is_detected_from_the_bytes() -> None:
@@ -188,8 +189,24 @@ def test_missing_encoding_line_is_detected_from_the_bytes() -> None:
 def test_header_is_required() -> None:
     with pytest.raises(UnusableStatement, match="not 1CClientBankExchange"):
         parse_client_bank_exchange(io.BytesIO("ВерсияФормата=1.03\r\n".encode("cp1251")))
-    with pytest.raises(UnusableStatement, match="empty"):
+    with pytest.raises(UnusableStatement, match="empty") as raised:
         parse_client_bank_exchange(io.BytesIO(b""))
+    assert (raised.value.line_number, raised.value.field_name) == (1, "1CClientBankExchange")
+
+
+def test_a_header_with_no_section_names_the_line_and_the_section_expected() -> None:
+    data = ("\r\n".join(["1CClientBankExchange", *(["Получатель="] * (MAX_HEADER_LINES + 5))]) + "\r\n")
+    with pytest.raises(UnusableStatement, match="no section") as raised:
+        parse_client_bank_exchange(io.BytesIO(data.encode("cp1251")))
+    assert (raised.value.line_number, raised.value.field_name) == (MAX_HEADER_LINES + 2, "СекцияРасчСчет")
+
+
+def test_a_line_not_in_the_encoding_names_its_key() -> None:
+    data = one_c_file([*one_c_document("1", "1.00")]).replace(
+        "НазначениеПлатежа=Оплата".encode("cp1251"), "НазначениеПлатежа=".encode("cp1251") + b"\x98")
+    [error] = _errors(_parse(data))
+    assert error.field == "НазначениеПлатежа"
+    assert "not cp1251" in error.reason
 
 
 def test_bare_header_is_detected_from_the_first_section() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,9 +17,12 @@ from adapters.statements import (
     UnknownStatementFormat,
     UnsafeStatement,
     UnusableStatement,
+    parse_camt053,
+    parse_client_bank_exchange,
     parse_statement,
 )
 from adapters.statements.client_bank_exchange import MAX_LINE_BYTES
+from adapters.statements.dispatch import FORMAT_FIELD
 from tests.adapters.statements.factories import (
     DOCUMENT_CLOSE,
     Entry,
@@ -112,8 +116,18 @@ def test_entity_after_good_entries_stops_the_stream() -> None:
 
 @pytest.mark.parametrize("data", [b"", b"   \r\n\t "])
 def test_empty_files(data: bytes) -> None:
-    with pytest.raises(UnusableStatement):
+    with pytest.raises(UnusableStatement) as raised:
         parse_statement(io.BytesIO(data))
+    assert (raised.value.line_number, raised.value.field_name) == (1, FORMAT_FIELD)
+
+
+@pytest.mark.parametrize(("parse", "field"), [
+    (parse_camt053, "Document"), (parse_client_bank_exchange, "1CClientBankExchange")])
+def test_an_empty_file_read_as_either_format_fails_on_line_1(parse: Callable[[BinaryIO], object],
+                                                             field: str) -> None:
+    with pytest.raises(UnusableStatement, match="empty") as raised:
+        parse(io.BytesIO(b""))
+    assert (raised.value.line_number, raised.value.field_name) == (1, field)
 
 
 @pytest.mark.parametrize("data", [
@@ -140,17 +154,22 @@ def test_100_mb_of_garbage_fails_fast(tmp_path: Path) -> None:
 
 
 def test_100_mb_of_garbage_after_a_valid_start_fails_fast(tmp_path: Path) -> None:
-    for name, start in (("camt", document_open(8) + statement_open()),
-                        ("1c", "\r\n".join(one_c_header()) + "\r\n")):
+    for name, start in (("camt", document_open(8) + statement_open() + entry_xml(8, Entry("12.34", "CRDT"))),
+                        ("1c", "\r\n".join([*one_c_header(), *one_c_document("7", "12.34")]) + "\r\n")):
         path = tmp_path / f"{name}.bin"
         with path.open("wb") as out:
             out.write(start.encode("cp1251"))
             _write_garbage(out)
         stream = _CountingStream(path)
-        with pytest.raises(UnusableStatement):
-            for _ in parse_statement(io.BufferedReader(stream)):
-                pass
+        seen: list[object] = []
+        with pytest.raises(UnusableStatement) as raised:
+            seen.extend(parse_statement(io.BufferedReader(stream)))
         assert stream.consumed < 2 * 1024 * 1024, name
+        good = [item for item in seen if isinstance(item, StatementLine)]
+        assert [line.amount for line in good] == [1234], f"{name}: the movement before the garbage was lost"
+        assert seen[0] is good[0], name
+        assert raised.value.line_number > 1, name
+        assert raised.value.field_name, name
 
 
 def test_overlong_1c_line_is_refused_without_reading_it_whole() -> None:
@@ -180,8 +199,9 @@ def test_non_numeric_amounts_in_both_formats() -> None:
 
 def test_deep_nesting_is_refused() -> None:
     data = (document_open(8) + statement_open() + "<Ntry>" + "<AddtlNtryInf>" * 100_000).encode()
-    with pytest.raises(UnusableStatement, match="nested deeper than 64"):
+    with pytest.raises(UnusableStatement, match="nested deeper than 64") as raised:
         list(parse_statement(io.BytesIO(data)))
+    assert (raised.value.line_number, raised.value.field_name) == (2, "AddtlNtryInf")
 
 
 def test_entries_outside_a_statement_are_reported_not_booked() -> None:

@@ -9,6 +9,7 @@ import io
 import os
 import time
 import tracemalloc
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,15 @@ from hypothesis import strategies as st
 
 from adapters.base import (
     Declined,
+    Discrepancy,
+    DiscrepancyKind,
     Malformed,
     MalformedFile,
     RecordError,
     RecordType,
     SettlementRecord,
 )
+from adapters.simulation import DiscrepancyNotCarried
 from adapters.unionpay import UnionPayRail, UnionPaySimulator
 from adapters.unionpay.constants import BEIJING, FEES
 from adapters.unionpay.files import format_zm_line, parse_zm, read_zm_fields, write_zm, zm_values
@@ -213,41 +217,56 @@ def test_lf_line_breaks_and_trimmed_reserved_fields_parse(tmp_path: Path, rail: 
 
 
 @pytest.mark.parametrize("data", [b"", b"\r\n\r\n\n"], ids=["empty", "blank-lines"])
-def test_an_empty_file_is_malformed(data: bytes) -> None:
-    with pytest.raises(MalformedFile, match="empty"):
+def test_an_empty_file_is_malformed_on_line_1_at_the_first_field(data: bytes) -> None:
+    with pytest.raises(MalformedFile, match="empty") as caught:
         parse(data)
+    assert (caught.value.line_number, caught.value.field_name) == (1, "txnCode")
 
 
-def test_a_file_with_no_record_is_malformed() -> None:
-    with pytest.raises(MalformedFile, match="no line"):
-        parse(b"this is not a ZM file\nnor is this\n")
+def test_a_file_with_no_record_is_malformed_naming_its_first_bad_line() -> None:
+    with pytest.raises(MalformedFile, match="no line") as caught:
+        parse(b"\r\nthis is not a ZM file\nnor is this\n")
+    assert (caught.value.line_number, caught.value.field_name) == (2, "sendInsCode")
 
 
-def test_100_mb_of_garbage_fails_fast(tmp_path: Path) -> None:
+@pytest.mark.parametrize("good_first", [False, True], ids=["garbage-only", "good-line-first"])
+def test_100_mb_of_garbage_fails_fast(tmp_path: Path, good_first: bool) -> None:
     path = tmp_path / "garbage.zm"
     block = os.urandom(1024 * 1024)
     with path.open("wb") as out:
+        if good_first:
+            out.write(zm(record()))
         for _ in range(100):
             out.write(block)
     started = time.monotonic()
     seen: list[RecordError | SettlementRecord] = []
-    with path.open("rb") as stream, pytest.raises(MalformedFile, match="in a row"):
+    with path.open("rb") as stream, pytest.raises(MalformedFile, match="in a row") as caught:
         seen.extend(parse_zm(stream))
     assert time.monotonic() - started < 2
-    assert len(seen) == 101
-    assert all(isinstance(s, RecordError) for s in seen)
+    good = seen[:1] if good_first else []
+    assert [(type(s).__name__, s.line_number) for s in good] == [("SettlementRecord", 1)] * len(good)
+    bad = seen[len(good):]
+    assert len(bad) == 101
+    assert all(isinstance(s, RecordError) for s in bad)
+    assert (caught.value.line_number, caught.value.field_name) == (bad[-1].line_number, bad[-1].field)
 
 
-def test_100_mb_without_a_line_break_fails_fast(tmp_path: Path) -> None:
+@pytest.mark.parametrize("good_lines", [0, 2])
+def test_100_mb_without_a_line_break_fails_fast(tmp_path: Path, good_lines: int) -> None:
     path = tmp_path / "blob.zm"
     block = bytes(b for b in range(256) if b != ord("\n")) * 4096
     with path.open("wb") as out:
+        out.write(zm(*(record(f"ORDER{n:07d}") for n in range(good_lines))))
         while out.tell() < 100 * 1024 * 1024:
             out.write(block)
     started = time.monotonic()
-    with path.open("rb") as stream, pytest.raises(MalformedFile, match="without a line break"):
-        list(parse_zm(stream))
+    seen: list[RecordError | SettlementRecord] = []
+    with path.open("rb") as stream, pytest.raises(MalformedFile, match="without a line break") as caught:
+        seen.extend(parse_zm(stream))
     assert time.monotonic() - started < 2
+    assert [s.reference for s in seen if isinstance(s, SettlementRecord)] == [
+        f"ORDER{n:07d}" for n in range(good_lines)]
+    assert (caught.value.line_number, caught.value.field_name) == (good_lines + 1, "record")
 
 
 def test_parsing_memory_does_not_grow_with_the_file() -> None:
@@ -285,6 +304,23 @@ def test_simulator_file_carries_sub_merchant_names_and_downloads(
     with pytest.raises(Declined) as missing:
         rail.download_settlement_file(day - dt.timedelta(days=30))
     assert missing.value.rail_code == "98"
+
+
+def test_a_rate_difference_is_refused_by_name_and_the_book_kept(
+        gateway: UnionPaySimulator, rail: UnionPayRail) -> None:
+    sale = card_request(gateway, 88_00, capture=True)
+    rail.authorize(sale)
+    day = dt.datetime.now(BEIJING).date() + dt.timedelta(days=1)
+    asked = [Discrepancy(DiscrepancyKind.FX_RATE_DIFFERS, sale.reference, rate=Decimal("0.5"))]
+    out = io.BytesIO()
+    with pytest.raises(DiscrepancyNotCarried, match="unionpay settlement file cannot carry FX_RATE_DIFFERS") as refused:
+        gateway.write_settlement_file(out, day, asked)
+    assert (refused.value.rail, refused.value.kind) == ("unionpay", DiscrepancyKind.FX_RATE_DIFFERS)
+    assert "CNY" in refused.value.why
+    assert out.getvalue() == b""
+    assert gateway.write_settlement_file(out, day) == []
+    parsed = [r for r in parse_zm(io.BytesIO(out.getvalue())) if isinstance(r, SettlementRecord)]
+    assert [(r.reference, r.gross) for r in parsed] == [(sale.reference, 88_00)], "the refusal lost the record"
 
 
 def test_file_content_that_inflates_too_far_is_refused() -> None:
