@@ -106,17 +106,21 @@ def _file_lock(engine: Engine, key: str, *, wait: bool) -> Iterator[None]:
 
 def load_file(factory: SessionFactory, settings: Settings, file_id: int, *,
               progress: Progress = _quiet) -> ReconFile:
-    """Load a registered file (resuming after its checkpoint). A file that is unusable
-    as a whole is marked so (nothing else changes); already loaded: nothing to do."""
+    """Load a registered file (resuming after its checkpoint); already loaded: nothing
+    to do. A file that turns out unusable as a whole is marked so in one transaction
+    with the items read since the last chunk (error items, and good rows, kept for
+    inspection like earlier chunks': what it leaves does not depend on the chunk
+    size) and an error item for the file itself; nothing else changes."""
     with advisory_lock(factory, f"recon:file:{file_id}", wait=True):
         with unit_of_work(factory) as session:
             file = get_file(session, file_id)
         if file.status in (FileStatus.LOADED.value, FileStatus.UNUSABLE.value):
             return file
         skip, size = file.loaded_items, file.size_bytes
+        # Items read since the last committed chunk.
+        chunk: list[loading.Item] = []
         try:
             with open_items(file, settings) as (stream, items):
-                chunk: list[loading.Item] = []
                 for position, item in enumerate(items):
                     if position < skip:
                         continue
@@ -130,6 +134,8 @@ def load_file(factory: SessionFactory, settings: Settings, file_id: int, *,
                 progress(Step.LOAD.value, size, size)
         except MalformedFile as error:
             with unit_of_work(factory) as session:
+                if chunk:
+                    loading.write_chunk(session, file_id, chunk)
                 loading.mark_unusable(session, file_id, error)
         with unit_of_work(factory) as session:
             return get_file(session, file_id)

@@ -119,14 +119,16 @@ class Harness:
                        expected_fee=op.fee if expected_fee else None,
                        settlement_currency="CNY" if op.fx_rate is not None else None, fx_rate=op.fx_rate, **extra)
 
-    def register(self, data: bytes, *, rail: str | None = "mir", name: str = "file",
+    def register(self, data: bytes | Path, *, rail: str | None = "mir", name: str = "file",
                  kind: FileKind = FileKind.SETTLEMENT) -> tuple[int, bool]:
-        with unit_of_work(self.factory) as session:
-            found = files.register_file(session, self.settings, kind=kind, rail=rail, source=io.BytesIO(data),
+        """Register ``data`` (bytes, or a file streamed from its path)."""
+        with unit_of_work(self.factory) as session, (
+                data.open("rb") if isinstance(data, Path) else io.BytesIO(data)) as source:
+            found = files.register_file(session, self.settings, kind=kind, rail=rail, source=source,
                                         filename=name, actor="cli:tester")
             return found.file.id, found.created
 
-    def reconcile(self, data: bytes, *, rail: str | None = "mir", dry_run: bool = False, name: str = "file",
+    def reconcile(self, data: bytes | Path, *, rail: str | None = "mir", dry_run: bool = False, name: str = "file",
                   kind: FileKind = FileKind.SETTLEMENT) -> tuple[int, dict[str, Any]]:
         file_id, _ = self.register(data, rail=rail, name=name, kind=kind)
         with unit_of_work(self.factory) as session:

@@ -117,7 +117,9 @@ def test_unusable_upload_reports_where_it_broke(client: TestClient, make_key: Ca
     uploaded = _upload(client, finance, b"garbage;that;is;not;a;register\n")
     assert uploaded.status_code == 201
     file = client.get(f"/v1/reconciliation/files/{uploaded.json()['id']}", headers=finance).json()
-    assert (file["status"], file["error_code"]) == ("unusable", "rail_file_malformed")
+    assert (file["status"], file["error_code"], file["errors"]) == ("unusable", "rail_file_malformed", 1)
+    errors = client.get(f"/v1/reconciliation/files/{file['id']}/errors", headers=finance).json()["data"]
+    assert [(e["line_number"], e["field"], e["reason"]) for e in errors] == [(1, "file", file["error_message"])]
     started = client.post("/v1/reconciliation/runs", headers=finance, json={"file_id": uploaded.json()["id"]})
     run = client.get(f"/v1/reconciliation/runs/{started.json()['id']}", headers=finance).json()
     assert (run["status"], run["error_code"]) == ("failed", "recon_file_unusable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -119,3 +120,36 @@ def test_bulk_path(pg_database: Database) -> None:
     assert tuple(rows) == (200, sum(1_000 + n for n in range(200)), dt.date(2026, 11, 25))
     assert meta == {"n": 3}
 
+
+
+def test_the_bulk_path_stores_what_expect_stores(pg_database: Database) -> None:
+    # Text COPY must escape, NULLs must stay NULL, signs and FX terms as expect() has them.
+    specs = [
+        ExpectationSpec("mir", "payment", "tab\there", "back\\slash", 1_000, "RUB", FRIDAY, rrn="nl\nrrn",
+                        expected_fee=15, metadata={"note": "a\tb\\c"}),
+        ExpectationSpec("alipay", "refund", "fx", "q-1", 2_000, "USD", FRIDAY, expected_fee=3,
+                        settlement_currency="CNY", settlement_amount=14_200, fx_rate=Decimal("7.1234"),
+                        payment_id=7, batch_reference="cr\rbatch"),
+        ExpectationSpec("unionpay", "payout", "plain", "", 3_000, "CNY", FRIDAY),
+    ]
+    with unit_of_work(pg_database.factory) as session:
+        expect_many(session, [dataclasses.replace(s, reference=f"bulk:{s.reference}") for s in specs])
+        for s in specs:
+            expect(session, rail=s.rail, kind=s.kind, reference=f"one:{s.reference}", rail_reference=s.rail_reference,
+                   amount=s.amount, currency=s.currency, transaction_date=s.transaction_date, rrn=s.rrn,
+                   expected_fee=s.expected_fee, settlement_currency=s.settlement_currency,
+                   settlement_amount=s.settlement_amount, fx_rate=s.fx_rate, payment_id=s.payment_id,
+                   metadata=s.metadata, batch_reference=s.batch_reference)
+    with pg_database.factory() as session:
+        rows = session.execute(text(
+            "SELECT split_part(reference, ':', 1), substr(reference, strpos(reference, ':') + 1), rail, kind, "
+            "rail_reference, rrn, batch_reference, amount, signed_amount, currency, expected_fee, "
+            "settlement_currency, settlement_amount, fx_rate, transaction_date, expected_settlement_date, "
+            "missing_after, payment_id, status, metadata FROM recon_expectations ORDER BY id")).all()
+    bulk = [tuple(row[1:]) for row in rows if row[0] == "bulk"]
+    one = [tuple(row[1:]) for row in rows if row[0] == "one"]
+    assert len(bulk) == 3
+    assert bulk == one
+    assert bulk[0][:5] == ("tab\there", "mir", "payment", "back\\slash", "nl\nrrn")
+    assert bulk[0][-1] == {"note": "a\tb\\c"}
+    assert bulk[2][4:6] == (None, None)

@@ -13,7 +13,7 @@ from settlement.reconciliation import runner
 from settlement.reconciliation.errors import FileAlreadyReconciled, UnknownRail, WrongFileKind
 from settlement.reconciliation.models import FileKind
 from settlement.reconciliation.service import files, loading, runs
-from tests.reconciliation.factories import Harness, ops, write_file
+from tests.reconciliation.factories import Harness, ops, settings_for, write_file
 
 
 def test_the_same_file_again_changes_nothing(recon: Harness) -> None:
@@ -67,16 +67,22 @@ def test_a_register_cut_short_reports_its_missing_trailer(recon: Harness) -> Non
     assert "no trailer" in reason[0]
 
 
-@pytest.mark.parametrize(("rail", "data", "where"), [
-    ("mir", b"", "empty"),
-    ("mir", b"%PDF-1.7 this is not a register\n" * 3, "line 1"),
-    ("mir", b"RECORD_TYPE;RRN;ORIGINAL_RRN;AUTH_CODE;MASKED_PAN;AMOUNT;CURRENCY;TRANSACTION_DATE;SETTLEMENT_DATE;"
-            b"FEE;NET;REFERENCE\n" + b"PAYMENT;garbage\n" * 150, "bad lines in a row"),
-    ("unionpay", b"\x00\xff" * 40 + b"\n", "ZM"),
-    ("alipay", b"Partner_transaction_id|Transaction_id\n", "header"),
+MIR_HEADER = (b"RECORD_TYPE;RRN;ORIGINAL_RRN;AUTH_CODE;MASKED_PAN;AMOUNT;CURRENCY;TRANSACTION_DATE;SETTLEMENT_DATE;"
+              b"FEE;NET;REFERENCE\n")
+
+
+@pytest.mark.parametrize(("rail", "data", "where", "items"), [
+    ("mir", b"", "empty", [(1, "file")]),
+    ("mir", b"%PDF-1.7 this is not a register\n" * 3, "line 1", [(1, "file")]),
+    # The register gives up on the 101st bad line in a row, which the file item names.
+    ("mir", MIR_HEADER + b"PAYMENT;garbage\n" * 150, "bad lines in a row",
+     [(n, "ORIGINAL_RRN") for n in range(2, 102)] + [(102, "file")]),
+    # Its one line is bad (80 bytes, NULs among them) and no line is a record.
+    ("unionpay", b"\x00\xff" * 40 + b"\n", "ZM", [(1, "merCatCode"), (1, "file")]),
+    ("alipay", b"Partner_transaction_id|Transaction_id\n", "header", [(1, "file")]),
 ])
-def test_an_unusable_file_fails_its_run_and_changes_nothing(recon: Harness, rail: str, data: bytes,
-                                                           where: str) -> None:
+def test_an_unusable_file_fails_its_run_and_changes_nothing(recon: Harness, rail: str, data: bytes, where: str,
+                                                           items: list[tuple[int, str]]) -> None:
     good = ops("mir", 2)
     recon.expect(*good)
     recon.reconcile(write_file("mir", [op.record() for op in good]), name="good")
@@ -88,8 +94,38 @@ def test_an_unusable_file_fails_its_run_and_changes_nothing(recon: Harness, rail
     assert where in message
     assert summary["file"]["status"] == "unusable"
     assert summary["file"]["error_message"]
+    errors = recon.sql("SELECT e.line_number, e.field, e.reason, e.raw FROM recon_file_errors e "
+                       "JOIN recon_files f ON f.id = e.file_id WHERE f.filename = 'bad' ORDER BY e.line_number, e.id")
+    assert [(line, field) for line, field, _, _ in errors] == items
+    assert summary["file"]["errors"] == len(items)
+    assert all(reason for _, _, reason, _ in errors)
+    # The file's own item says what the run's message says.
+    assert [reason for _, field, reason, _ in errors if field == "file"] == [summary["file"]["error_message"]]
+    assert not any("\x00" in raw for _, _, _, raw in errors)
     assert (recon.balances(), recon.entries(),
             recon.states()) == before
+
+
+@pytest.mark.parametrize("chunk", [2, 50_000])
+def test_good_rows_before_a_file_breaks_stay_recorded_and_are_not_reconciled(recon: Harness, chunk: int) -> None:
+    # The file fails as a whole, so no run reconciles it; what it held is kept for
+    # inspection, the same whatever the chunk size.
+    recon.settings = settings_for(recon.settings.database_url, recon.settings.data_dir, recon_load_chunk=chunk)
+    a = ops("mir", 3)
+    recon.expect(*a)
+    lines = write_file("mir", [op.record() for op in a]).split(b"\n")
+    data = b"\n".join(lines[:4]) + b"\n" + b"PAYMENT;garbage\n" * 150
+    run_id, summary = recon.reconcile(data)
+    assert recon.scalar("SELECT status FROM recon_runs WHERE id = :r", r=run_id) == "failed"
+    assert (summary["file"]["status"], summary["file"]["records"], summary["file"]["errors"]) == ("unusable", 3, 101)
+    assert recon.sql("SELECT line_number, reference FROM recon_file_items ORDER BY line_number") == [
+        (2, a[0].reference), (3, a[1].reference), (4, a[2].reference)]
+    assert recon.sql("SELECT min(line_number), max(line_number) FROM recon_file_errors WHERE field <> 'file'") == [
+        (5, 104)]
+    assert recon.sql("SELECT line_number FROM recon_file_errors WHERE field = 'file'") == [(105,)]
+    assert sum(summary["outcomes"].values()) == 0
+    assert set(recon.states().values()) == {"open"}
+    assert recon.entries() == 0
 
 
 def test_a_load_cut_short_resumes_after_its_checkpoint(recon: Harness) -> None:

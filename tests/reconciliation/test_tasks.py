@@ -1,6 +1,7 @@
 """The daily inbox pickup, the restart of stale runs and the one-executor rule, with
 the tasks run inline (no broker), on PostgreSQL and SQLite (an advisory lock there,
-a file lock here); tests/reconciliation/test_worker.py runs them in real workers."""
+a file lock here); tests/reconciliation/test_worker.py runs them in real workers.
+And the beat schedule that sends the periodic ones."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.schedules import crontab
 from sqlalchemy import update
 
-from settlement.config import get_settings
+from settlement.config import Settings, get_settings
 from settlement.db import unit_of_work
 from settlement.db.types import utcnow
 from settlement.reconciliation import runner
@@ -19,7 +21,7 @@ from settlement.reconciliation.errors import RunInProgress
 from settlement.reconciliation.models import Run
 from settlement.reconciliation.service import runs
 from settlement.reconciliation.tasks import pickup_inboxes, resume_stale_runs
-from settlement.tasks.app import get_celery
+from settlement.tasks.app import BEAT_SCHEDULE, TASK_MODULES, create_celery, get_celery
 from settlement.tasks.base import use_session_factory
 from tests.conftest import Database
 from tests.reconciliation.factories import Harness, ops, statement_camt, write_file
@@ -85,3 +87,26 @@ def test_one_process_executes_a_run_at_a_time(recon: Harness) -> None:
     with runner.advisory_lock(recon.factory, f"recon:run:{run_id}", wait=False), pytest.raises(RunInProgress):
         runner.execute(recon.factory, recon.settings, run_id)
     assert runner.execute(recon.factory, recon.settings, run_id)["outcomes"]["matched"] == 1
+
+
+def test_the_beat_schedule_sends_the_daily_pickup_the_hold_expiry_and_the_janitor(tmp_path: Path) -> None:
+    app = create_celery(Settings(database_url=f"sqlite:///{tmp_path / 'beat.db'}", data_dir=tmp_path))
+    # What a worker and beat load: the app's own task modules.
+    app.loader.import_default_modules()
+    schedule = app.conf.beat_schedule
+    assert schedule == BEAT_SCHEDULE
+    unregistered = {name: entry["task"] for name, entry in schedule.items() if entry["task"] not in app.tasks}
+    assert unregistered == {}
+    assert {app.tasks[entry["task"]].__module__ for entry in schedule.values()} <= set(TASK_MODULES)
+    by_task = {entry["task"]: entry["schedule"] for entry in schedule.values()}
+    inbox = by_task["settlement.reconciliation.pickup_inboxes"]
+    assert isinstance(inbox, crontab)
+    # Once a day, every day: one hour, one minute, every day of every month.
+    assert (len(inbox.hour), len(inbox.minute)) == (1, 1)
+    assert (inbox.day_of_week, inbox.day_of_month, inbox.month_of_year) == (
+        set(range(7)), set(range(1, 32)), set(range(1, 13)))
+    for periodic in ("settlement.ledger.expire_holds", "settlement.payments.reconcile_in_flight",
+                     "settlement.reconciliation.resume_stale_runs"):
+        every = by_task[periodic]
+        assert isinstance(every, dt.timedelta)
+        assert dt.timedelta(0) < every <= dt.timedelta(minutes=5), periodic

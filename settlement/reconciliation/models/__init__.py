@@ -7,7 +7,9 @@
   load skips).
 * ``recon_file_items``: the file's records, one row per parsed line, loaded with
   COPY (PostgreSQL) in chunks; ``recon_statement_lines`` the same for statements;
-  ``recon_file_errors``: lines that could not be read (line number, field, reason).
+  ``recon_file_errors``: lines that could not be read (line number, field, reason),
+  and for a file unusable as a whole one more item, field ``file``: where reading
+  stopped and why.
 * ``recon_expectations``: what a rail owes us (or we owe through it) for one
   capture, refund or payout: amount, keys, expected settlement date and the date
   after which it counts as missing. It is settled once a match claims it (a claimed

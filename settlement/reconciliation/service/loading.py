@@ -5,7 +5,8 @@ one prepared INSERT per table (``executemany``) on SQLite, the file's checkpoint
 same transaction. Parsers are deterministic, so a load cut short re-reads the file,
 skips that many items and loads no line twice (the unique (file, line) constraint
 would refuse it anyway). Both paths make the same rows: the same key checks (a key
-too long is an error item, never cut) and the same widths for the other texts.
+too long, or holding a NUL, is an error item, never cut or altered) and the same
+widths for the other texts.
 
 COPY values are written in its text format, escaped here: a backslash, tab, newline
 or carriage return inside a value would otherwise split or corrupt the row.
@@ -45,6 +46,8 @@ _KEYS = (("reference", 100), ("rail_reference", 100), ("rrn", 64), ("arn", 64))
 ACCOUNT, STATEMENT_ID, BANK_REFERENCE, END_TO_END, COUNTERPARTY, COUNTERPARTY_ACCOUNT, REMITTANCE = (
     64, 200, 200, 200, 300, 64, 500)
 FIELD, REASON, RAW = 100, 500, 300
+#: The ``field`` of the error item that says why a file as a whole is unusable.
+FILE_FIELD = "file"
 
 
 def _text(value: str, width: int | None = None) -> str:
@@ -53,6 +56,16 @@ def _text(value: str, width: int | None = None) -> str:
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_ESCAPES)
     return value
+
+
+#: A string value escaped for COPY's text format, for other bulk writers.
+copy_escape = _text
+
+
+def _printable(value: str) -> str:
+    """An error item's text without NUL characters, which PostgreSQL text cannot hold
+    (a garbage line's bytes decode to them): each is written ``\\x00``."""
+    return value.replace("\x00", "\\x00") if "\x00" in value else value
 
 
 def _optional(value: int | str | Decimal | None) -> str:
@@ -70,8 +83,11 @@ def _day(value: dt.date | None, cache: dict[dt.date, str]) -> str:
 
 def _key_problem(record: SettlementRecord) -> tuple[str, str] | None:
     for name, width in _KEYS:
-        if len(getattr(record, name)) > width:
+        value = getattr(record, name)
+        if len(value) > width:
             return name, f"longer than {width} characters"
+        if "\x00" in value:
+            return name, "contains a NUL character"
     if len(record.currency) != 3 or (record.settlement_currency is not None and len(record.settlement_currency) != 3):
         return "currency", "not a three-letter currency code"
     return None
@@ -110,8 +126,9 @@ class _Rows:
             f"{_text(s.counterparty_account, COUNTERPARTY_ACCOUNT)}\t{_text(s.remittance, REMITTANCE)}\n")
 
     def error(self, line_number: int, sub_index: int, field: str, reason: str, raw: str) -> None:
-        self.errors.append(f"{self.prefix}{line_number}\t{sub_index}\t{_text(field, FIELD)}\t"
-                           f"{_text(reason, REASON)}\t{_text(raw, RAW)}\n")
+        field, reason, raw = _printable(field)[:FIELD], _printable(reason)[:REASON], _printable(raw)[:RAW]
+        self.errors.append(f"{self.prefix}{line_number}\t{sub_index}\t{_text(field)}\t{_text(reason)}\t"
+                           f"{_text(raw)}\n")
 
     def add(self, item: Item) -> None:
         if isinstance(item, SettlementRecord):
@@ -147,7 +164,8 @@ class _Values(_Rows):
             s.counterparty_account[:COUNTERPARTY_ACCOUNT], s.remittance[:REMITTANCE]))
 
     def error(self, line_number: int, sub_index: int, field: str, reason: str, raw: str) -> None:
-        self.errors.append((self.file_id, line_number, sub_index, field[:FIELD], reason[:REASON], raw[:RAW]))
+        self.errors.append((self.file_id, line_number, sub_index, _printable(field)[:FIELD],
+                            _printable(reason)[:REASON], _printable(raw)[:RAW]))
 
 
 def _iso(day: dt.date | None) -> str | None:
@@ -221,11 +239,17 @@ def finish(session: Session, file_id: int) -> None:
 
 
 def mark_unusable(session: Session, file_id: int, error: MalformedFile) -> None:
-    """Record why the file as a whole cannot be read. Lines already loaded stay (for
-    inspection); no run reconciles an unusable file."""
+    """Record why the file as a whole cannot be read: on the file (``error_code``,
+    ``error_message``) and as an error item of field ``file`` at the line where reading
+    stopped (0 when the parser names none), counted in ``error_count`` like the others.
+    Lines already loaded stay (for inspection); no run reconciles an unusable file."""
     where = f" (line {error.line_number}" + (f", {error.field_name})" if error.field_name else ")") \
         if error.line_number else ""
-    sql(session).x(
-        "UPDATE recon_files SET status = :status, error_code = :code, error_message = :message, loaded_at = :now "
-        "WHERE id = :id", status=FileStatus.UNUSABLE.value, code=error.code, message=f"{error.message}{where}",
-        now=utcnow(), id=file_id)
+    message = _printable(f"{error.message}{where}")
+    q = sql(session)
+    q.x(f"INSERT INTO recon_file_errors ({', '.join(ERROR_COLUMNS)}) "
+        "VALUES (:file_id, :line, 0, :field, :reason, '')",
+        file_id=file_id, line=error.line_number, field=FILE_FIELD, reason=message[:REASON])
+    q.x("UPDATE recon_files SET status = :status, error_code = :code, error_message = :message, loaded_at = :now, "
+        "error_count = error_count + 1 WHERE id = :id",
+        status=FileStatus.UNUSABLE.value, code=error.code, message=message, now=utcnow(), id=file_id)
