@@ -26,6 +26,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -88,12 +89,21 @@ def expect(session: Session, *, rail: str, kind: str, reference: str, rail_refer
                            expected_fee, settlement_currency, settlement_amount, fx_rate, payment_id, metadata,
                            batch_reference)
     row = _row(spec, get_settings(), utcnow())
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    inserted = session.execute(upsert(Expectation).values(**row).on_conflict_do_nothing(
-        index_elements=["rail", "kind", "reference"]).returning(Expectation.id)).first()
+    params = dict(row)
+    params["metadata"] = params.pop("metadata_")
+    inserted = session.execute(_upsert(session.get_bind().dialect.name), params).first()
     if inserted is None:
         _check_same(session, row)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The insert of one expectation that does nothing for a (rail, kind, reference)
+    already expected, on the table itself: built once, its parameters given at each
+    call, so every capture reuses one compiled statement (one per dialect)."""
+    table = Expectation.metadata.tables[Expectation.__tablename__]
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return upsert(table).on_conflict_do_nothing(index_elements=["rail", "kind", "reference"]).returning(table.c.id)
 
 
 def expect_operation(session: Session, *, rail: str, kind: str, reference: str, rail_reference: str | None,

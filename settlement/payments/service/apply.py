@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from settlement.fx.conversion import FxTerms
@@ -131,18 +131,22 @@ def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: Pa
     return payment, attempt
 
 
+_LOCK = (select(Payment, PaymentAttempt).join(PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
+         .where(PaymentAttempt.id == bindparam("attempt_id")).with_for_update(of=(Payment, PaymentAttempt))
+         .execution_options(populate_existing=True))
+_LOCK_OF_PAYMENT = _LOCK.where(Payment.id == bindparam("payment_id"))
+
+
 def _lock(session: Session, attempt_id: int, payment_id: int | None) -> tuple[Payment, PaymentAttempt]:
     """The attempt and its payment, both rows locked and read afresh: one statement.
     Both are locked because PostgreSQL, after waiting for a lock, re-reads only the
     locked rows: with the payment alone locked, a second applier of the same outcome
     (the request and the rail's notification at once) would see the attempt as it was
     before the first committed, still pending, and apply it again."""
-    query = (select(Payment, PaymentAttempt).join(PaymentAttempt, PaymentAttempt.payment_id == Payment.id)
-             .where(PaymentAttempt.id == attempt_id).with_for_update(of=(Payment, PaymentAttempt))
-             .execution_options(populate_existing=True))
-    if payment_id is not None:
-        query = query.where(Payment.id == payment_id)
-    row = session.execute(query).first()
+    if payment_id is None:
+        row = session.execute(_LOCK, {"attempt_id": attempt_id}).first()
+    else:
+        row = session.execute(_LOCK_OF_PAYMENT, {"attempt_id": attempt_id, "payment_id": payment_id}).first()
     if row is None:
         raise PaymentNotFound(f"no payment operation {attempt_id}", attempt_id=attempt_id)
     return row[0], row[1]

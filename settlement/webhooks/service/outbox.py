@@ -11,6 +11,7 @@ outage) is still a ``pending`` row that the retry sweeper picks up.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import uuid
@@ -129,8 +130,7 @@ def emit(session: Session, event_type: str, data: Mapping[str, Any], *, key: str
     if event_id is None:
         _note_repeat(session, key, event_type, document)
         return
-    endpoints = session.execute(select(WebhookEndpoint.id, WebhookEndpoint.event_types)
-                                .where(WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id)).all()
+    endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
     targets = [endpoint_id for endpoint_id, patterns in endpoints if subscribed(patterns, event_type)]
     if targets:
         queue_deliveries(session, event_id, targets, now=now)
@@ -163,15 +163,24 @@ def _insert_event(session: Session, key: str, event_type: str, document: dict[st
                   now: dt.datetime) -> int | None:
     values = {"public_id": f"evt_{uuid.uuid4().hex}", "key": key, "type": event_type, "data": document,
               "created_at": now}
-    # ON CONFLICT DO NOTHING, not a SELECT first: two transactions emitting the same
-    # key at once then record one event (the second waits for the first to commit).
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement: Any = pg_insert(WebhookEvent).values(values).on_conflict_do_nothing(index_elements=["key"])
-    else:
-        statement = sqlite_insert(WebhookEvent).values(values).on_conflict_do_nothing(index_elements=["key"])
-    event_id: int | None = session.execute(statement.returning(WebhookEvent.id)).scalar_one_or_none()
+    event_id: int | None = session.execute(_insert_statement(session.get_bind().dialect.name),
+                                           values).scalar_one_or_none()
     return event_id
+
+
+@functools.cache
+def _insert_statement(dialect: str) -> Any:
+    """ON CONFLICT DO NOTHING, not a SELECT first: two transactions emitting the same
+    key at once then record one event (the second waits for the first to commit).
+    Built once per dialect, on the table, its values given at each call."""
+    table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return upsert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+
+
+#: The endpoints an event may go to (their subscriptions are matched in Python).
+_ACTIVE_ENDPOINTS = (select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+                     .where(WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id))
 
 
 def _note_repeat(session: Session, key: str, event_type: str, document: dict[str, Any]) -> None:
