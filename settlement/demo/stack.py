@@ -251,22 +251,10 @@ class Stack:
 
     def stop(self) -> None:
         """Stop what was started, newest first; safe after a failed start."""
-        if self._worker is not None and self._worker.poll() is None:
-            self._worker.terminate()
-            try:
-                self._worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._worker.kill()
-                self._worker.wait()
-        if self._redis is not None and self._redis.poll() is None:
-            self._redis.terminate()
-            try:
-                self._redis.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._redis.kill()
-                self._redis.wait()
+        _end(self._worker, seconds=20)
         if self._server is not None:
             self._server.stop()
+        _end(self._redis, seconds=10)
         from settlement.payments.rails import process_rails, use_rails
         from settlement.tasks.base import use_session_factory
 
@@ -286,6 +274,18 @@ class Stack:
 
         get_settings.cache_clear()
         get_celery.cache_clear()
+
+
+def _end(process: subprocess.Popen[bytes] | None, *, seconds: float) -> None:  # float-ok: seconds
+    """Ask a child process to stop; kill it if it has not within ``seconds``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def simulator_address(simulator: RailSimulator) -> str:
