@@ -7,7 +7,7 @@ Import the service and its vocabulary from this package::
 
 from settlement.ledger.errors import LedgerError
 from settlement.ledger.models import AccountType, EntryKind, HoldStatus, Side
-from settlement.ledger.service import Ledger, post_alone
+from settlement.ledger.service import Ledger, post_alone, post_batches
 from settlement.ledger.types import (
     AccountLine,
     AccountRef,
@@ -47,4 +47,5 @@ __all__ = [
     "credit",
     "debit",
     "post_alone",
+    "post_batches",
 ]

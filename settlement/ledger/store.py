@@ -193,6 +193,12 @@ class LedgerStore:
         the general path must do it (always, here)."""
         return None
 
+    def post_batch(self, entries: Sequence[EntryRow],
+                   legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> list[Posted] | None:
+        """Write entries of posted ``legs`` in one step if the dialect can; None when
+        the general path must do it (always, here)."""
+        return None
+
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
             "SELECT 'e', idempotency_key, id, request_hash, NULL, NULL, NULL FROM ledger_entries "
@@ -307,6 +313,9 @@ _PG_LOCK = (f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY(ARRA
             "SELECT a.id FROM unnest(%(codes)s::text[]) AS c(code) CROSS JOIN LATERAL "
             "(SELECT id FROM ledger_accounts WHERE code = c.code LIMIT 1) AS a)) ORDER BY id FOR UPDATE")
 _PG_CLAIM = "SELECT * FROM ledger_claim_keys(%(keys)s::text[])"
+# A batch of entries of posted postings, whole (migration 0011): no rows back means
+# "take the general path".
+_PG_POST_BATCH = "SELECT * FROM ledger_post_batch(%(entries)s::json, %(postings)s::json)"
 # One entry of posted postings, whole (migration 0010): no rows back means "take the
 # general path".
 _PG_POST_ENTRY = ("SELECT * FROM ledger_post_entry(%(k)s, %(h)s, %(kind)s, %(eff)s, %(d)s, %(m)s::jsonb, "
@@ -362,6 +371,13 @@ class PostgresStore(LedgerStore):
         statement, or nothing and None when it needs the general path: its key was
         seen before, or the entry would be refused."""
         return _posted(self._rows(_PG_POST_ENTRY, post_entry_params(entry, legs)), len(legs))
+
+    def post_batch(self, entries: Sequence[EntryRow],
+                   legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> list[Posted] | None:
+        """Write entries of posted ``legs`` (per entry: account, side, amount,
+        currency) in one statement, or nothing and None when the general path must
+        decide: a key was seen before, or some entry would be refused."""
+        return posted_batch(self._rows(_PG_POST_BATCH, post_batch_params(entries, legs)), entries, legs)
 
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
@@ -436,6 +452,47 @@ def post_entry_params(entry: EntryRow, legs: Sequence[tuple[AccountRef, Side, in
         "currencies": "{" + ",".join(_quoted(currency) for _, _, _, currency in legs) + "}"}
 
 
+def post_batch_params(entries: Sequence[EntryRow],
+                      legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> dict[str, str]:
+    """``ledger_post_batch``'s two JSON documents: the entries, and the postings of
+    all of them in order, each naming its entry by key."""
+    postings: list[dict[str, Any]] = []
+    for entry, entry_legs in zip(entries, legs, strict=True):
+        key = entry.idempotency_key
+        for account, side, amount, currency in entry_legs:
+            ref = "a" if isinstance(account, int) else "code"
+            postings.append({"k": key, ref: account, "s": side.value, "amt": amount, "c": currency})
+    return {
+        "entries": json.dumps([{"k": e.idempotency_key, "h": e.request_hash, "kind": e.kind,
+                                "eff": e.effective_at.isoformat(), "d": e.description, "m": e.metadata}
+                               for e in entries]),
+        "postings": json.dumps(postings)}
+
+
+def posted_batch(rows: list[tuple[Any, ...]], entries: Sequence[EntryRow],
+                 legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> list[Posted] | None:
+    """What ``ledger_post_batch`` wrote, per entry in order; None if it wrote nothing."""
+    if not rows:
+        return None
+    heads = {r[1]: (int(r[2]), r[3]) for r in rows if r[0] == "e"}
+    postings = sorted((int(r[2]), int(r[4]), int(r[5]), int(r[6])) for r in rows if r[0] == "p")
+    if len(heads) != len(entries) or len(postings) != sum(len(entry_legs) for entry_legs in legs):
+        raise RuntimeError("ledger write lost rows: entries or postings were not all inserted")
+    # Posting ids increase in insertion order, which follows the input order; check
+    # the accounts given by id line up rather than trust it.
+    out: list[Posted] = []
+    at = 0
+    for entry, entry_legs in zip(entries, legs, strict=True):
+        mine = postings[at:at + len(entry_legs)]
+        at += len(entry_legs)
+        for (account, _, _, _), (_, account_id, _, _) in zip(entry_legs, mine, strict=True):
+            if isinstance(account, int) and account != account_id:
+                raise RuntimeError("posting ids came back out of order")
+        entry_id, recorded_at = heads[entry.idempotency_key]
+        out.append(Posted(entry_id, recorded_at, mine))
+    return out
+
+
 def _quoted(text: str) -> str:
     """``text`` as a quoted element of a PostgreSQL array literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -449,6 +506,17 @@ def post_entry_alone(connection: psycopg.Connection[Any], entry: EntryRow,
     with connection.cursor() as cursor:
         cursor.execute(_PG_POST_ENTRY, post_entry_params(entry, legs), prepare=True)
         return _posted(cursor.fetchall(), len(legs))
+
+
+def post_batch_alone(connection: psycopg.Connection[Any], params: dict[str, str], entries: Sequence[EntryRow],
+                     legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> list[Posted] | None:
+    """:meth:`PostgresStore.post_batch` on a psycopg ``connection`` in autocommit
+    mode, with ``params`` from :func:`post_batch_params`: the statement is the
+    batch's whole transaction."""
+    assert connection.autocommit, "post_batch_alone needs a connection in autocommit mode"
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_POST_BATCH, params, prepare=True)
+        return posted_batch(cursor.fetchall(), entries, legs)
 
 
 def _posted(rows: list[tuple[Any, ...]], legs: int) -> Posted | None:

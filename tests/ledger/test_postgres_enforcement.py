@@ -162,3 +162,51 @@ def test_identity_guard_lets_counter_updates_through(seeded: tuple[Database, int
         conn.execute("UPDATE ledger_accounts SET metadata = '{\"note\": 1}' WHERE id = %s", (bank,))
         with pytest.raises(errors.IntegrityConstraintViolation, match="identity"):
             conn.execute("UPDATE ledger_accounts SET code = 'renamed' WHERE id = %s", (bank,))
+
+
+def test_the_balance_check_is_queued_again_after_a_rolled_back_savepoint(
+        seeded: tuple[Database, int, int, int]) -> None:
+    """The check is queued by the first statement of a transaction that inserts
+    entries; if that statement's savepoint is rolled back, the next one queues it
+    again."""
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        cur.execute("SAVEPOINT s")
+        _insert_entry(cur, "sp-gone")
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+        entry_id = _insert_entry(cur, "sp-bad")
+        _insert_posting(cur, entry_id, bank, "D", 10)
+        _insert_posting(cur, entry_id, w, "C", 8)
+        with pytest.raises(errors.CheckViolation, match=f"entry {entry_id} does not balance"):
+            conn.commit()
+
+
+def test_a_batch_written_by_the_batch_function_is_checked_too(seeded: tuple[Database, int, int, int]) -> None:
+    """A posting added by raw SQL to an entry that ledger_post_batch wrote in the same
+    transaction unbalances it: refused at commit."""
+    database, bank, w, _ = seeded
+    with _raw(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT out_id FROM ledger_post_batch(%s::json, %s::json) WHERE out_kind = 'e'", (
+            '[{"k": "fn", "h": "x", "kind": "transfer", "eff": "2026-01-01T00:00:00+00:00", "d": "", "m": {}}]',
+            f'[{{"k": "fn", "a": {bank}, "s": "D", "amt": 5, "c": "RUB"}}, '
+            f'{{"k": "fn", "a": {w}, "s": "C", "amt": 5, "c": "RUB"}}]'))
+        row = cur.fetchone()
+        assert row is not None
+        _insert_posting(cur, int(row[0]), w, "C", 1)  # type: ignore[call-overload]
+        with pytest.raises(errors.CheckViolation, match=f"entry {row[0]} does not balance"):
+            conn.commit()
+    with _raw(database) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key = 'fn'").fetchone() == (0,)
+
+
+def test_the_queue_of_balance_checks_cannot_be_planted_for_another_transaction(
+        seeded: tuple[Database, int, int, int]) -> None:
+    """A row queued ahead for a future transaction would stop that transaction from
+    queueing its own check: only a transaction's own id can be queued, and nothing
+    stays queued after a commit."""
+    database, *_ = seeded
+    with _raw(database) as conn:
+        with pytest.raises(errors.CheckViolation, match="own_transaction"):
+            conn.execute("INSERT INTO ledger_balance_checks VALUES (pg_current_xact_id()::text::bigint + 5)")
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM ledger_balance_checks").fetchone() == (0,)

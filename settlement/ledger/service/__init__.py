@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import text
@@ -51,7 +53,16 @@ from settlement.ledger.service.prepare import (
     fingerprint,
     prepare_entry,
 )
-from settlement.ledger.store import AccountRow, EntryRow, db_time, post_entry_alone, store_for
+from settlement.ledger.store import (
+    AccountRow,
+    EntryRow,
+    Posted,
+    db_time,
+    post_batch_alone,
+    post_batch_params,
+    post_entry_alone,
+    store_for,
+)
 from settlement.ledger.types import (
     AccountLine,
     AccountRef,
@@ -67,7 +78,7 @@ from settlement.ledger.types import (
 )
 from settlement.money import check_currency, check_minor
 
-__all__ = ["Ledger", "post_alone"]
+__all__ = ["Ledger", "post_alone", "post_batches"]
 
 
 class Ledger:
@@ -154,13 +165,17 @@ class Ledger:
         already used for the same request come back as replays; any refusal fails the
         whole batch with the entry's ``index`` in the error's detail, and nothing is
         written, not even the refusal."""
-        now = self.clock()
-        writes = [prepare_entry(spec, now, index) for index, spec in enumerate(specs)]
-        keys = [w.entry.idempotency_key for w in writes]
-        if len(set(keys)) != len(keys):
-            raise InvalidEntry("a batch uses the same idempotency key twice", field="idempotency_key")
-        if not keys:
+        writes = prepare_batch(specs, self.clock())
+        if not writes:
             return []
+        written = self.engine.post_entries(writes)
+        if written is not None:
+            return written
+        return self._post_prepared(writes)
+
+    def _post_prepared(self, writes: Sequence[Write]) -> list[EntryResult]:
+        """:meth:`post_batch`'s general path, for validated ``writes``."""
+        keys = [w.entry.idempotency_key for w in writes]
         entries, refusals, locked = self.engine.claim_many(writes)
         results: dict[str, EntryResult] = {}
         fresh: list[Write] = []
@@ -396,6 +411,134 @@ def post_alone(factory: SessionFactory, spec: EntrySpec, *,
     # A replay or a refusal (the one statement wrote nothing), or SQLite.
     with unit_of_work(factory) as session:
         return Ledger(session, clock=clock)._post(write, one_statement=not tried)
+
+
+def post_batches(factory: SessionFactory, batches: Iterable[Sequence[EntrySpec]], *,
+                 clock: Callable[[], dt.datetime] = utcnow) -> Iterator[list[EntryResult]]:
+    """Post ``batches`` one after the other, each atomically in a transaction of its
+    own, with :meth:`Ledger.post_batch`'s semantics; yields each batch's results in
+    order. A refused batch raises its error and the batches after it are not posted.
+
+    On PostgreSQL a batch of fresh entries is one statement in autocommit mode
+    (``ledger_post_batch``, migration 0011), and while the database writes one batch
+    this process validates and encodes the next: the client's work and the
+    database's overlap instead of taking turns. A batch the statement does not write
+    (a key seen before, an entry to refuse) goes through :meth:`Ledger.post_batch`'s
+    general path in a unit of work before the next one is sent. A caller that stops
+    iterating early leaves the batch already sent written (sending it again replays
+    it). SQLite posts each batch in a unit of work."""
+    if factory.kw["bind"].dialect.name != "postgresql":
+        for specs in batches:
+            with unit_of_work(factory) as session:
+                done = Ledger(session, clock=clock).post_batch(specs)
+            yield done  # committed
+        return
+    with _BatchPipeline(factory, clock) as pipeline:
+        for specs in batches:
+            yield from pipeline.push(specs)
+        yield from pipeline.drain()
+
+
+class _BatchPipeline:
+    """:func:`post_batches` on PostgreSQL: one pooled connection in autocommit mode,
+    and one thread that waits for the database while this one prepares the next
+    batch. At most one batch is in flight."""
+
+    def __init__(self, factory: SessionFactory, clock: Callable[[], dt.datetime]) -> None:
+        self.factory = factory
+        self.clock = clock
+        self.engine = factory.kw["bind"]
+        self.pooled = self.engine.raw_connection()
+        self.raw = self.pooled.driver_connection
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-batches")
+        self.in_flight: tuple[list[Write], Future[list[Posted] | None]] | None = None
+        self.broken = False  # a statement failed: the connection's state is unknown
+
+    def __enter__(self) -> _BatchPipeline:
+        self.raw.autocommit = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.in_flight is not None:  # left early: the batch sent is decided first
+            failed = self.in_flight[1].exception()  # waits for it
+            self.broken = self.broken or failed is not None
+        self.pool.shutdown(wait=True)
+        if self.broken:
+            self.pooled.invalidate()  # not back into the pool in an unknown state
+        else:
+            self.raw.autocommit = False
+        self.pooled.close()
+
+    def push(self, specs: Sequence[EntrySpec]) -> Iterator[list[EntryResult]]:
+        """Send ``specs`` once the batch in flight is decided; yields that batch's
+        results (and ``[]`` for an empty batch)."""
+        try:
+            writes = prepare_batch(specs, self.clock())
+            entries, legs = [w.entry for w in writes], [plain_legs(w) for w in writes]
+            params = post_batch_params(entries, legs)
+        except BaseException:
+            if self.in_flight is not None:  # the batch before is decided first
+                self._wait()
+            raise
+        results = self._wait() if self.in_flight is not None else None
+        if writes:
+            # Sent as soon as the batch before is decided, before its results are
+            # built and handed out.
+            self.in_flight = (writes, _send(self.pool, self.raw, params, entries, legs))
+        if results is not None:
+            yield results()
+        if not writes:
+            yield []
+
+    def drain(self) -> Iterator[list[EntryResult]]:
+        if self.in_flight is not None:
+            yield self._wait()()
+
+    def _wait(self) -> Callable[[], list[EntryResult]]:
+        """Wait for the batch in flight to be decided (the general path if the
+        statement wrote nothing); returns what builds its results."""
+        assert self.in_flight is not None
+        writes, future = self.in_flight
+        self.in_flight = None
+        try:
+            posted = future.result()
+        except BaseException:
+            self.broken = True
+            raise
+        if posted is None:  # nothing written: replays or a refusal
+            with unit_of_work(self.factory) as session:
+                done = Ledger(session, clock=self.clock)._post_prepared(writes)
+            return lambda: done
+
+        def time(value: Any) -> dt.datetime:
+            return db_time(value, self.engine.dialect)
+
+        return lambda: [posted_result(w, p, time) for w, p in zip(writes, posted, strict=True)]
+
+
+def _send(pool: ThreadPoolExecutor, raw: Any, params: dict[str, str], entries: list[EntryRow],
+          legs: list[list[tuple[AccountRef, Side, int, str]]]) -> Future[list[Posted] | None]:
+    """Run ``post_batch_alone`` on the pool's thread, returning once that thread has
+    started: it then holds the GIL until it waits for the database, so the statement
+    leaves at once instead of after this thread's next switch interval."""
+    started = threading.Event()
+
+    def run() -> list[Posted] | None:
+        started.set()
+        return post_batch_alone(raw, params, entries, legs)
+
+    future = pool.submit(run)
+    started.wait()
+    return future
+
+
+def prepare_batch(specs: Sequence[EntrySpec], now: dt.datetime) -> list[Write]:
+    """Validate a batch: every entry, and no key twice."""
+    writes = [prepare_entry(spec, now, index) for index, spec in enumerate(specs)]
+    keys = {w.entry.idempotency_key for w in writes}
+    if len(keys) != len(writes):
+        raise InvalidEntry("a batch uses the same idempotency key twice", field="idempotency_key")
+    return writes
 
 
 def _attributes(account: AccountView) -> tuple[Any, ...]:

@@ -66,6 +66,18 @@ class Engine:
         posted = self.store.post_entry(write.entry, plain_legs(write))
         return None if posted is None else posted_result(write, posted, self.store.time)
 
+    def post_entries(self, writes: Sequence[Write]) -> list[EntryResult] | None:
+        """Entries of posted legs, fresh and acceptable, in one statement on PostgreSQL
+        (the store's ``post_batch``); None when nothing was written and the general
+        path must decide (a key seen before, a refusal), or the entries are not all
+        plain."""
+        if not all(is_plain(w) and w.entry.reverses_entry_id is None and w.entry.hold_id is None for w in writes):
+            return None
+        posted = self.store.post_batch([w.entry for w in writes], [plain_legs(w) for w in writes])
+        if posted is None:
+            return None
+        return [posted_result(w, p, self.store.time) for w, p in zip(writes, posted, strict=True)]
+
     def _lock(self, writes: Sequence[Write]) -> dict[int | str, AccountRow]:
         ids, codes = _references(writes)
         return _by_id_and_code(self.store.lock_accounts(ids, codes))
