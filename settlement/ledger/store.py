@@ -16,7 +16,9 @@ planner estimates for the generic plan.
 
 One entry of posted postings (``Ledger.post``, ``post_alone``) skips all three: the
 ``ledger_post_entry`` function (migration 0010) does them in one call, or writes
-nothing and sends the caller down the general path.
+nothing and sends the caller down the general path. A batch of such entries
+(``Ledger.post_batch``, ``post_batches``) does the same through
+``ledger_post_batch`` (migration 0011).
 
 SQLite (the embedded default, a single writer) runs plain per-row statements; its
 transactions begin IMMEDIATE, which serialises writers.
