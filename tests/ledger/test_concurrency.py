@@ -14,7 +14,17 @@ from sqlalchemy import text
 
 from settlement.db import unit_of_work
 from settlement.errors import SettlementError
-from settlement.ledger import AccountSpec, AccountType, EntryResult, EntrySpec, Ledger, credit, debit, post_alone
+from settlement.ledger import (
+    AccountSpec,
+    AccountType,
+    EntryResult,
+    EntrySpec,
+    Ledger,
+    credit,
+    debit,
+    post_alone,
+    post_batches,
+)
 from tests.conftest import Database
 from tests.ledger.factories import open_accounts
 from tests.ledger.invariants import ledger_violations
@@ -150,3 +160,73 @@ def _seed_movement(code: str, by_currency: dict[str, list[str]]) -> int:
             if code in funded:
                 return -50_000
     return 0
+
+
+def test_concurrent_duplicated_batches_apply_exactly_once(pg_database: Database) -> None:
+    """4 threads post 40 batches of 50 transfers among 20 accounts, each batch sent by
+    two threads racing each other, one streaming through ``post_batches`` (the batch
+    statement in autocommit), the other through ``Ledger.post_batch`` in a unit of
+    work: every batch applied once, both sends answered alike, no deadlock."""
+    specs = [AccountSpec(f"b:{currency}:{i}", currency, AccountType.ASSET)
+             for currency in ("RUB", "CNY") for i in range(10)]
+    open_accounts(pg_database.factory, specs)
+    rng = random.Random(20261122)
+    batches: list[list[Transfer]] = []
+    for b in range(40):
+        batch = []
+        for n in range(50):
+            currency = rng.choice(("RUB", "CNY"))
+            source, target = rng.sample([s.code for s in specs if s.currency == currency], 2)
+            batch.append(Transfer(f"batch{b}:{n}", source, target, rng.randint(1, 20_000), currency))
+        batches.append(batch)
+    outcomes: dict[int, list[list[int]]] = defaultdict(list)
+    unexpected: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def worker(index: int) -> None:
+        # Threads 0 and 1 share batches 0-19, threads 2 and 3 batches 20-39, in
+        # opposite orders within each pair.
+        mine = list(range(20 * (index // 2), 20 * (index // 2) + 20))
+        if index % 2:
+            mine.reverse()
+        start.wait()
+        try:
+            if index % 2 == 0:
+                stream = post_batches(pg_database.factory, ([t.spec() for t in batches[b]] for b in mine))
+                results = list(stream)
+            else:
+                results = []
+                for b in mine:
+                    with unit_of_work(pg_database.factory) as session:
+                        results.append(Ledger(session).post_batch([t.spec() for t in batches[b]]))
+        except BaseException as error:  # noqa: BLE001 - a deadlock or anything else fails the test below
+            with lock:
+                unexpected.append(error)
+            return
+        with lock:
+            for b, posted in zip(mine, results, strict=True):
+                outcomes[b].append([r.id for r in posted])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert unexpected == [], f"{len(unexpected)} unexpected errors, first: {unexpected[:1]!r}"
+    for b in range(40):
+        first, second = outcomes[b]
+        assert first == second, f"batch {b}: the two sends disagree"
+    expected: dict[str, int] = defaultdict(int)
+    for transfer in (t for batch in batches for t in batch):
+        expected[transfer.source] += transfer.amount
+        expected[transfer.target] -= transfer.amount
+    with pg_database.factory() as session:
+        assert ledger_violations(session) == []
+        assert session.execute(text("SELECT count(*) FROM ledger_entries WHERE idempotency_key LIKE 'batch%'")
+                               ).scalar_one() == 40 * 50
+        ledger = Ledger(session)
+        for spec in specs:
+            balance = ledger.balance(spec.code)
+            assert balance.debits_posted - balance.credits_posted == expected[spec.code], spec.code
