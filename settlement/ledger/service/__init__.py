@@ -425,8 +425,8 @@ def post_batches(factory: SessionFactory, batches: Iterable[Sequence[EntrySpec]]
     database's overlap instead of taking turns. A batch the statement does not write
     (a key seen before, an entry to refuse) goes through :meth:`Ledger.post_batch`'s
     general path in a unit of work before the next one is sent. A caller that stops
-    iterating early leaves the batch already sent written (sending it again replays
-    it). SQLite posts each batch in a unit of work."""
+    iterating early may find the batch that was already sent written: sending it
+    again replays it. SQLite posts each batch in a unit of work."""
     if factory.kw["bind"].dialect.name != "postgresql":
         for specs in batches:
             with unit_of_work(factory) as session:
