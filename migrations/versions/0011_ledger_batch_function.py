@@ -159,6 +159,7 @@ DECLARE
     a_cpe bigint[];
     a_cpo bigint[];
     v_bad boolean;
+    v_rows bigint;
 BEGIN
     SELECT array_agg(u.k ORDER BY u.n), array_agg(u.h ORDER BY u.n), array_agg(u.kind ORDER BY u.n),
            array_agg(u.eff ORDER BY u.n), array_agg(u.d ORDER BY u.n), array_agg(u.m ORDER BY u.n)
@@ -191,6 +192,10 @@ BEGIN
       FROM q LEFT JOIN codes ON q.a IS NULL AND codes.code = q.code;
     IF q_acc IS NULL OR array_position(q_acc, NULL) IS NOT NULL THEN
         RETURN;
+    END IF;
+    IF (SELECT count(DISTINCT k) FROM unnest(q_key) AS k) <> cardinality(e_key) THEN
+        RAISE EXCEPTION 'ledger_post_batch: every entry needs postings, every posting an entry of the batch'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     -- Lock the accounts in id order, as every writer does, and keep their rows.
@@ -259,6 +264,13 @@ BEGIN
     UNION ALL
     SELECT 'p'::text, NULL::text, p.id, NULL::timestamptz, p.account_id, p.debits_posted_after,
            p.credits_posted_after FROM p;
+    -- A posting naming no entry of the batch would be left out of the insert while
+    -- its amount is in the counters: refuse the whole call instead.
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF v_rows <> cardinality(e_key) + cardinality(q_key) THEN
+        RAISE EXCEPTION 'ledger_post_batch: a posting names no entry of the batch'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 END $$;
 """
 

@@ -3,6 +3,8 @@ unbalances an entry, edits or deletes postings, or breaks an account limit."""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from psycopg import errors
@@ -186,10 +188,8 @@ def test_a_batch_written_by_the_batch_function_is_checked_too(seeded: tuple[Data
     transaction unbalances it: refused at commit."""
     database, bank, w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT out_id FROM ledger_post_batch(%s::json, %s::json) WHERE out_kind = 'e'", (
-            '[{"k": "fn", "h": "x", "kind": "transfer", "eff": "2026-01-01T00:00:00+00:00", "d": "", "m": {}}]',
-            f'[{{"k": "fn", "a": {bank}, "s": "D", "amt": 5, "c": "RUB"}}, '
-            f'{{"k": "fn", "a": {w}, "s": "C", "amt": 5, "c": "RUB"}}]'))
+        cur.execute("SELECT out_id FROM ledger_post_batch(%s::json, %s::json) WHERE out_kind = 'e'",
+                    _batch_call(["fn"], [("fn", bank, "D"), ("fn", w, "C")]))
         row = cur.fetchone()
         assert row is not None
         _insert_posting(cur, int(row[0]), w, "C", 1)  # type: ignore[call-overload]
@@ -210,3 +210,33 @@ def test_the_queue_of_balance_checks_cannot_be_planted_for_another_transaction(
             conn.execute("INSERT INTO ledger_balance_checks VALUES (pg_current_xact_id()::text::bigint + 5)")
         conn.rollback()
         assert conn.execute("SELECT count(*) FROM ledger_balance_checks").fetchone() == (0,)
+
+
+def _batch_call(keys: list[str], postings: list[tuple[str, int, str]]) -> tuple[str, str]:
+    """ledger_post_batch's two JSON documents: entries by key, postings as (key,
+    account id, side) of 5 RUB each."""
+    entries = [{"k": k, "h": "x", "kind": "transfer", "eff": "2026-01-01T00:00:00+00:00", "d": "", "m": {}}
+               for k in keys]
+    legs = [{"k": k, "a": account, "s": side, "amt": 5, "c": "RUB"} for k, account, side in postings]
+    return json.dumps(entries), json.dumps(legs)
+
+
+@pytest.mark.parametrize(("keys", "stray"), [
+    # A posting naming no entry of the batch: its amount would be in the counters
+    # while the posting itself was left out of the insert.
+    (["lone"], True),
+    # An entry of the batch without postings.
+    (["lone", "empty"], False),
+])
+def test_the_batch_function_refuses_postings_and_entries_that_do_not_pair_up(
+        seeded: tuple[Database, int, int, int], keys: list[str], stray: bool) -> None:
+    database, bank, w, _ = seeded
+    postings = [("lone", bank, "D"), ("lone", w, "C")] + ([("stray", w, "C")] if stray else [])
+    with _raw(database) as conn:
+        before = conn.execute("SELECT sum(debits_posted + credits_posted) FROM ledger_accounts").fetchone()
+        with pytest.raises(errors.InvalidParameterValue, match="ledger_post_batch"):
+            conn.execute("SELECT * FROM ledger_post_batch(%s::json, %s::json)", _batch_call(keys, postings))
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key IN ('lone', 'empty')"
+                            ).fetchone() == (0,)
+        assert conn.execute("SELECT sum(debits_posted + credits_posted) FROM ledger_accounts").fetchone() == before
