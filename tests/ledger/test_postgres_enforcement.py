@@ -42,14 +42,19 @@ def _insert_posting(cur: psycopg.Cursor[tuple[object, ...]], entry_id: int, acco
                 (entry_id, account_id, side, amount, currency))
 
 
+def _refused_at_commit(conn: psycopg.Connection[tuple[object, ...]], entry_id: object) -> None:
+    """Committing ``conn`` fails because entry ``entry_id`` does not balance."""
+    with pytest.raises(errors.CheckViolation, match=f"entry {entry_id} does not balance"):
+        conn.commit()
+
+
 def test_unbalanced_entry_is_refused_at_commit(seeded: tuple[Database, int, int, int]) -> None:
     database, bank, w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:
         entry_id = _insert_entry(cur, "raw-unbalanced")
         _insert_posting(cur, entry_id, bank, "D", 100)
         _insert_posting(cur, entry_id, w, "C", 99)
-        with pytest.raises(errors.CheckViolation, match="does not balance"):
-            conn.commit()
+        _refused_at_commit(conn, entry_id)
     with _raw(database) as conn:
         assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key = 'raw-unbalanced'"
                             ).fetchone() == (0,)
@@ -66,8 +71,7 @@ def test_every_entry_of_a_transaction_is_checked(seeded: tuple[Database, int, in
             _insert_posting(cur, entry_id, bank, "D", 10)
             _insert_posting(cur, entry_id, w, "C", credit_amount)
             ids.append(entry_id)
-        with pytest.raises(errors.CheckViolation, match=f"entry {ids[1]} does not balance"):
-            conn.commit()
+        _refused_at_commit(conn, ids[1])
     with _raw(database) as conn:
         assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key LIKE 'tx-%'"
                             ).fetchone() == (0,)
@@ -86,8 +90,7 @@ def test_entry_written_after_an_early_check_is_checked(seeded: tuple[Database, i
         second = _insert_entry(cur, "early-b")
         _insert_posting(cur, second, bank, "D", 10)
         _insert_posting(cur, second, w, "C", 7)
-        with pytest.raises(errors.CheckViolation, match=f"entry {second} does not balance"):
-            conn.commit()
+        _refused_at_commit(conn, second)
 
 
 def test_balanced_raw_entry_is_accepted(seeded: tuple[Database, int, int, int]) -> None:
@@ -179,8 +182,7 @@ def test_the_balance_check_is_queued_again_after_a_rolled_back_savepoint(
         entry_id = _insert_entry(cur, "sp-bad")
         _insert_posting(cur, entry_id, bank, "D", 10)
         _insert_posting(cur, entry_id, w, "C", 8)
-        with pytest.raises(errors.CheckViolation, match=f"entry {entry_id} does not balance"):
-            conn.commit()
+        _refused_at_commit(conn, entry_id)
 
 
 def test_a_batch_written_by_the_batch_function_is_checked_too(seeded: tuple[Database, int, int, int]) -> None:
@@ -193,8 +195,7 @@ def test_a_batch_written_by_the_batch_function_is_checked_too(seeded: tuple[Data
         row = cur.fetchone()
         assert row is not None
         _insert_posting(cur, int(row[0]), w, "C", 1)  # type: ignore[call-overload]
-        with pytest.raises(errors.CheckViolation, match=f"entry {row[0]} does not balance"):
-            conn.commit()
+        _refused_at_commit(conn, row[0])
     with _raw(database) as conn:
         assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key = 'fn'").fetchone() == (0,)
 
