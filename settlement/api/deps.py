@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +18,12 @@ from settlement.auth import cache
 from settlement.auth.service import Forbidden, Principal, Scope, Unauthenticated, authenticate, digest
 from settlement.config import Settings
 from settlement.db import SessionFactory, unit_of_work
+
+#: The largest id a table holds (PostgreSQL bigint).
+MAX_ID = 2**63 - 1
+#: A row id in a path: larger ones are refused as invalid (422), never sent to the
+#: database, where they do not fit a bigint.
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sk_...`")
 

@@ -66,6 +66,22 @@ def test_refused_payment_requests(pay: TestClient, checkout: dict[str, str], pg_
     assert _state(pg_database) == before
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/v1/payments/{id}/capture"), ("POST", "/v1/payments/{id}/refunds"), ("POST", "/v1/payments/{id}/void"),
+    ("POST", "/v1/payments/{id}/authorize"), ("GET", "/v1/payments/{id}"), ("GET", "/v1/merchants/{id}"),
+    ("GET", "/v1/accounts/{id}/balance"), ("GET", "/v1/payouts/{id}")])
+def test_an_id_beyond_a_bigint_is_invalid(pay: TestClient, checkout: dict[str, str], pg_database: Database,
+                                          method: str, path: str) -> None:
+    before = _state(pg_database)
+    body = {"payment_method": CARDS["mir"]} if path.endswith("authorize") else {}
+    for bad in (2**63, 0):
+        url = path.format(id=bad)
+        response = post(pay, url, body, checkout) if method == "POST" else pay.get(url, headers=checkout)
+        _refused(response, 422, "validation_error")
+        assert "path" in response.text
+    assert _state(pg_database) == before
+
+
 def test_capture_and_refund_limits(pay: TestClient, checkout: dict[str, str], pg_database: Database,
                                    seller: int) -> None:
     pid = post(pay, "/v1/payments", _body(seller), checkout).json()["id"]

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Security
 from fastapi.responses import FileResponse
 
-from settlement.api.deps import AUDITOR_READ, SessionDep, settings
+from settlement.api.deps import AUDITOR_READ, Id, SessionDep, settings
 from settlement.auth.service import Principal
 from settlement.config import Settings
 from settlement.exports import jobs
@@ -42,13 +42,13 @@ def list_exports(session: SessionDep, _: Auditor,
 
 
 @router.get("/{export_id}", response_model=ExportOut, summary="An export's status and download URL")
-def get_export(export_id: int, session: SessionDep, _: Auditor) -> ExportOut:
+def get_export(export_id: Id, session: SessionDep, _: Auditor) -> ExportOut:
     return ExportOut.of(jobs.get_job(session, export_id))
 
 
 @router.get("/{export_id}/archive", summary="The export as a zip archive (files, manifest and its signature)",
             response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}})
-def download_export(export_id: int, session: SessionDep, _: Auditor,
+def download_export(export_id: Id, session: SessionDep, _: Auditor,
                     config: Annotated[Settings, Depends(settings)]) -> FileResponse:
     job = jobs.get_job(session, export_id)
     path = jobs.archive_path(config, job)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from settlement.api.deps import FINANCE, SessionDep
+from settlement.api.deps import FINANCE, Id, SessionDep
 from settlement.api.idempotency import Idempotency, idempotency
 from settlement.api.routes.payments import Reader, Writer, problems, rails
 from settlement.auth.service import Principal
@@ -44,7 +44,7 @@ def create_quote(body: QuoteCreate, principal: Writer, idem: Idem, request: Requ
 
 
 @router.get("/quotes/{quote_id}", summary="One quote", response_model=QuoteOut, responses=problems())
-def get_quote(quote_id: int, session: SessionDep, _: Reader) -> QuoteOut:
+def get_quote(quote_id: Id, session: SessionDep, _: Reader) -> QuoteOut:
     return QuoteOut.of(service.get_quote(session, quote_id))
 
 

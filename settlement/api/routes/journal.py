@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Security
 
-from settlement.api.deps import CHECKOUT_READ, SessionDep, settings
+from settlement.api.deps import CHECKOUT_READ, Id, SessionDep, settings
 from settlement.auth.service import Principal
 from settlement.config import Settings
 from settlement.journal import Journal
@@ -53,7 +53,7 @@ def checkpoint(tree_size: int, session: SessionDep, _: Reader) -> CheckpointOut:
 
 @router.get("/entries/{entry_id}/proof", summary="Inclusion proof of an entry in a checkpoint (RFC 9162)",
             response_model=InclusionProofOut)
-def inclusion_proof(entry_id: int, session: SessionDep, _: Reader,
+def inclusion_proof(entry_id: Id, session: SessionDep, _: Reader,
                     tree_size: Annotated[int | None, Query(ge=1, description="default: the latest checkpoint")] = None
                     ) -> InclusionProofOut:
     return InclusionProofOut.of(Journal(session).inclusion_proof(entry_id, tree_size))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Security
 
-from settlement.api.deps import CHECKOUT_READ, SessionDep
+from settlement.api.deps import CHECKOUT_READ, Id, SessionDep
 from settlement.auth.service import Principal
 from settlement.ledger import Ledger
 from settlement.ledger.schemas import AccountLineList, AccountLineOut, AccountList, AccountOut, BalanceOut
@@ -27,13 +27,13 @@ def list_accounts(session: SessionDep, _: Reader,
 
 
 @router.get("/{account_id}", summary="One ledger account", response_model=AccountOut)
-def get_account(account_id: int, session: SessionDep, _: Reader) -> AccountOut:
+def get_account(account_id: Id, session: SessionDep, _: Reader) -> AccountOut:
     return AccountOut.of(Ledger(session).get_account(account_id))
 
 
 @router.get("/{account_id}/balance", summary="Balance now, or as recorded at a past time",
             response_model=BalanceOut)
-def balance(account_id: int, session: SessionDep, _: Reader,
+def balance(account_id: Id, session: SessionDep, _: Reader,
             as_of: Annotated[dt.datetime | None, Query(description="ISO 8601 time with a zone")] = None
             ) -> BalanceOut:
     if as_of is not None and as_of.tzinfo is None:
@@ -43,7 +43,7 @@ def balance(account_id: int, session: SessionDep, _: Reader,
 
 @router.get("/{account_id}/entries", summary="The account's postings, newest first",
             response_model=AccountLineList)
-def entries(account_id: int, session: SessionDep, _: Reader,
+def entries(account_id: Id, session: SessionDep, _: Reader,
             cursor: Annotated[str | None, Query(max_length=500)] = None,
             limit: Annotated[int, Query(ge=1, le=500)] = 50) -> AccountLineList:
     page = Ledger(session).account_lines(account_id, cursor=cursor, limit=limit)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from settlement.api.deps import SessionDep
+from settlement.api.deps import Id, SessionDep
 from settlement.api.idempotency import Idempotency, idempotency
 from settlement.api.routes.payments import Reader, Writer, problems
 from settlement.db import unit_of_work
@@ -61,13 +61,13 @@ def list_merchants(session: SessionDep, _: Reader, cursor: Annotated[str | None,
 
 
 @router.get("/{merchant_id}", summary="One seller", response_model=MerchantOut, responses=problems())
-def get_merchant(merchant_id: int, session: SessionDep, _: Reader) -> MerchantOut:
+def get_merchant(merchant_id: Id, session: SessionDep, _: Reader) -> MerchantOut:
     return MerchantOut.of(service.get_merchant(session, merchant_id))
 
 
 @router.patch("/{merchant_id}", summary="Change a seller's commission or payout details", response_model=MerchantOut,
               responses=problems())
-def update_merchant(merchant_id: int, body: MerchantUpdate, session: SessionDep, _: Writer) -> MerchantOut:
+def update_merchant(merchant_id: Id, body: MerchantUpdate, session: SessionDep, _: Writer) -> MerchantOut:
     changes = body.model_dump(exclude_unset=True)
     merchant = service.update_merchant(session, merchant_id, changes)
     out = MerchantOut.of(merchant)
@@ -77,7 +77,7 @@ def update_merchant(merchant_id: int, body: MerchantUpdate, session: SessionDep,
 
 @router.get("/{merchant_id}/balance", summary="What the seller is owed, and what is available to pay out",
             response_model=MerchantBalance, responses=problems())
-def balance(merchant_id: int, session: SessionDep, _: Reader) -> MerchantBalance:
+def balance(merchant_id: Id, session: SessionDep, _: Reader) -> MerchantBalance:
     merchant = service.get_merchant(session, merchant_id)
     found = service.payable_balance(session, merchant)
     cur = merchant.settlement_currency

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from settlement.api.deps import CHECKOUT, CHECKOUT_READ, SessionDep
+from settlement.api.deps import CHECKOUT, CHECKOUT_READ, Id, SessionDep
 from settlement.api.idempotency import Idempotency, idempotency
 from settlement.auth.service import Principal
 from settlement.money import to_minor
@@ -147,27 +147,27 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 @router.get("/{payment_id}", summary="One payment", response_model=PaymentOut, responses=problems())
-def get_payment(payment_id: int, session: SessionDep, _: Reader) -> PaymentOut:
+def get_payment(payment_id: Id, session: SessionDep, _: Reader) -> PaymentOut:
     return PaymentOut.of(service.get_payment(session, payment_id))
 
 
 @router.post("/{payment_id}/authorize", summary="Authorize a payment created with confirm=false",
              response_model=PaymentOut, responses={202: {"model": PaymentOut}, **problems(402, 409, 502, 503)})
-def authorize(payment_id: int, body: AuthorizeIn, principal: Writer, idem: Idem, ctx: Ctx) -> Response:
+def authorize(payment_id: Id, body: AuthorizeIn, principal: Writer, idem: Idem, ctx: Ctx) -> Response:
     return idem.run(principal.key_id, lambda hooks: flows.authorize(ctx, payment_id, body.payment_method.method(),
                                                                     hooks=hooks), _payment(False), recover=recover)
 
 
 @router.post("/{payment_id}/capture", summary="Capture part or all of what remains authorized",
              response_model=PaymentOut, responses={202: {"model": PaymentOut}, **problems(402, 409, 502, 503)})
-def capture(payment_id: int, body: CaptureIn, principal: Writer, idem: Idem, ctx: Ctx) -> Response:
+def capture(payment_id: Id, body: CaptureIn, principal: Writer, idem: Idem, ctx: Ctx) -> Response:
     return idem.run(principal.key_id, lambda hooks: flows.capture(ctx, payment_id, body.amount, final=body.final,
                                                                   hooks=hooks), _payment(False), recover=recover)
 
 
 @router.post("/{payment_id}/void", summary="Release what remains authorized", response_model=PaymentOut,
              responses={202: {"model": PaymentOut}, **problems(402, 409, 502, 503)})
-def void(payment_id: int, principal: Writer, idem: Idem, ctx: Ctx, body: VoidIn | None = None) -> Response:
+def void(payment_id: Id, principal: Writer, idem: Idem, ctx: Ctx, body: VoidIn | None = None) -> Response:
     return idem.run(principal.key_id, lambda hooks: flows.void(ctx, payment_id, hooks=hooks), _payment(False),
                     recover=recover)
 
@@ -175,14 +175,14 @@ def void(payment_id: int, principal: Writer, idem: Idem, ctx: Ctx, body: VoidIn 
 @router.post("/{payment_id}/refunds", summary="Refund part or all of what was captured", status_code=201,
              response_model=OperationOut, responses={202: {"model": OperationOut}, 200: {"model": OperationOut},
                                                      **problems(402, 409, 502, 503)})
-def refund(payment_id: int, body: RefundCreate, principal: Writer, idem: Idem, ctx: Ctx) -> Response:
+def refund(payment_id: Id, body: RefundCreate, principal: Writer, idem: Idem, ctx: Ctx) -> Response:
     return idem.run(principal.key_id, lambda hooks: flows.refund(ctx, payment_id, body.amount, reason=body.reason,
                                                                  hooks=hooks), _refund, recover=recover)
 
 
 @router.get("/{payment_id}/refunds", summary="The payment's refunds", response_model=OperationList,
             responses=problems())
-def list_refunds(payment_id: int, session: SessionDep, _: Reader) -> OperationList:
+def list_refunds(payment_id: Id, session: SessionDep, _: Reader) -> OperationList:
     service.get_payment(session, payment_id)
     return OperationList(data=[OperationOut.of(a) for a in service.attempts_of(session, payment_id,
                                                                                  Operation.REFUND)])
@@ -190,7 +190,7 @@ def list_refunds(payment_id: int, session: SessionDep, _: Reader) -> OperationLi
 
 @router.get("/{payment_id}/refunds/{refund_id}", summary="One refund", response_model=OperationOut,
             responses=problems())
-def get_refund(payment_id: int, refund_id: int, session: SessionDep, _: Reader) -> OperationOut:
+def get_refund(payment_id: Id, refund_id: Id, session: SessionDep, _: Reader) -> OperationOut:
     attempt = session.get(PaymentAttempt, refund_id)
     if attempt is None or attempt.payment_id != payment_id or attempt.operation != Operation.REFUND.value:
         raise RefundNotFound(f"payment {payment_id} has no refund {refund_id}", refund_id=refund_id)
@@ -199,7 +199,7 @@ def get_refund(payment_id: int, refund_id: int, session: SessionDep, _: Reader) 
 
 @router.get("/{payment_id}/operations", summary="Every operation sent to the rail for the payment",
             response_model=OperationList, responses=problems())
-def list_operations(payment_id: int, session: SessionDep, _: Reader) -> OperationList:
+def list_operations(payment_id: Id, session: SessionDep, _: Reader) -> OperationList:
     if session.get(Payment, payment_id) is None:
         raise PaymentNotFound(f"no payment {payment_id}", payment_id=payment_id)
     return OperationList(data=[OperationOut.of(a) for a in service.attempts_of(session, payment_id)])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from settlement.api.deps import SessionDep
+from settlement.api.deps import Id, SessionDep
 from settlement.api.idempotency import Idempotency, idempotency
 from settlement.api.routes.payments import Ctx, Reader, Writer, problems, recover
 from settlement.money import to_minor
@@ -51,5 +51,5 @@ def list_payouts(session: SessionDep, _: Reader, merchant_id: Annotated[int | No
 
 
 @router.get("/{payout_id}", summary="One payout", response_model=PayoutOut, responses=problems())
-def get_payout(payout_id: int, session: SessionDep, _: Reader) -> PayoutOut:
+def get_payout(payout_id: Id, session: SessionDep, _: Reader) -> PayoutOut:
     return PayoutOut.of(service.get_payout(session, payout_id))
