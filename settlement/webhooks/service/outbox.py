@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from celery import Task
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -126,11 +126,10 @@ def emit(session: Session, event_type: str, data: Mapping[str, Any], *, key: str
         raise InvalidEventData("event data is a JSON object", field="data")
     document = plain_json(data)
     now = utcnow()
-    event_id = _insert_event(session, key, event_type, document, now)
+    event_id, endpoints = _insert_event(session, key, event_type, document, now)
     if event_id is None:
         _note_repeat(session, key, event_type, document)
         return
-    endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
     targets = [endpoint_id for endpoint_id, patterns in endpoints if subscribed(patterns, event_type)]
     if targets:
         queue_deliveries(session, event_id, targets, now=now)
@@ -160,12 +159,36 @@ def deliver_task() -> Task:
 
 
 def _insert_event(session: Session, key: str, event_type: str, document: dict[str, Any],
-                  now: dt.datetime) -> int | None:
+                  now: dt.datetime) -> tuple[int | None, list[tuple[int, list[str]]]]:
+    """The new event's id (None if the key was taken) and the active endpoints
+    (id, subscriptions) it may go to; on PostgreSQL both in one statement."""
     values = {"public_id": f"evt_{uuid.uuid4().hex}", "key": key, "type": event_type, "data": document,
               "created_at": now}
-    event_id: int | None = session.execute(_insert_statement(session.get_bind().dialect.name),
-                                           values).scalar_one_or_none()
-    return event_id
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        rows = session.execute(_insert_and_endpoints(), values).all()
+        if not rows:
+            return None, []
+        return int(rows[0][0]), [(int(row[1]), row[2]) for row in rows if row[1] is not None]
+    event_id: int | None = session.execute(_insert_statement(dialect), values).scalar_one_or_none()
+    if event_id is None:
+        return None, []
+    return event_id, [(int(row[0]), row[1]) for row in session.execute(_ACTIVE_ENDPOINTS)]
+
+
+@functools.cache
+def _insert_and_endpoints() -> Any:
+    """PostgreSQL: the insert of :func:`_insert_statement` and the active endpoints,
+    one row per endpoint (one row with no endpoint when there is none; no row when
+    the key was taken)."""
+    table = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
+    endpoints = WebhookEndpoint.metadata.tables[WebhookEndpoint.__tablename__]
+    inserted = (pg_insert(table).values({name: bindparam(name, type_=table.c[name].type)
+                                         for name in ("public_id", "key", "type", "data", "created_at")})
+                .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id).cte("inserted"))
+    return (select(inserted.c.id, endpoints.c.id, endpoints.c.event_types)
+            .select_from(inserted.outerjoin(endpoints, endpoints.c.active.is_(True)))
+            .order_by(endpoints.c.id))
 
 
 @functools.cache
