@@ -14,9 +14,10 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from sqlalchemy import bindparam, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, select, text
+from sqlalchemy.orm import Session, make_transient_to_detached
 
+from settlement.db.changes import write_changes
 from settlement.fx.conversion import FxTerms
 from settlement.ledger import EntrySpec, HoldStatus, Ledger, LedgerError, credit, debit
 from settlement.payments import accounts, events
@@ -24,7 +25,13 @@ from settlement.payments.booking import Split, entry, ledger_key, split_capture,
 from settlement.payments.errors import PaymentNotFound
 from settlement.payments.models import AttemptState, CaptureMethod, Operation, Payment, PaymentAttempt, PaymentState
 from settlement.payments.service.outcomes import Kind, Outcome
-from settlement.payments.service.payments import PaymentTerms, remaining_authorized
+from settlement.payments.service.payments import (
+    ROW_VERSION,
+    PaymentTerms,
+    forget_rows,
+    fresh_rows,
+    remaining_authorized,
+)
 from settlement.reconciliation.expectations import expect_operation
 
 log = logging.getLogger("settlement.payments")
@@ -87,6 +94,9 @@ def _write_ledger(session: Session) -> None:
     writes = session.info.pop(_WRITES, None)
     if not writes:
         return
+    # The payment and its attempt in one statement where it can; the flush writes
+    # whatever else changed.
+    write_changes(session, list(session.dirty))
     session.flush()
     ledger = Ledger(session)
     try:
@@ -99,10 +109,16 @@ def _write_ledger(session: Session) -> None:
 
 
 def apply_outcome(session: Session, attempt_id: int, outcome: Outcome, terms: PaymentTerms,
-                  now: dt.datetime, *, payment_id: int | None = None) -> tuple[Payment, PaymentAttempt]:
+                  now: dt.datetime, *, payment_id: int | None = None,
+                  stored: tuple[Payment, PaymentAttempt] | None = None) -> tuple[Payment, PaymentAttempt]:
     """Record ``outcome`` for the attempt (see the module docstring). The ledger
-    entries are written when the session commits, last."""
-    payment, attempt = _lock(session, attempt_id, payment_id)
+    entries are written when the session commits, last.
+
+    ``stored``: the payment and attempt as :func:`~settlement.payments.service.
+    payments.create_payment` stored them (outside any session). When their rows are
+    still those versions, they are locked and taken as they are, not read again."""
+    locked = _adopt(session, stored) if stored is not None else None
+    payment, attempt = locked or _lock(session, attempt_id, payment_id)
     if attempt.state in (AttemptState.SUCCEEDED.value, AttemptState.FAILED.value):
         if outcome.kind in (Kind.SUCCEEDED, Kind.FAILED) and outcome.kind.value != attempt.state:
             log.warning("attempt %s was settled %s; a later answer says %s", attempt.id, attempt.state, outcome.kind)
@@ -150,6 +166,30 @@ def _lock(session: Session, attempt_id: int, payment_id: int | None) -> tuple[Pa
     if row is None:
         raise PaymentNotFound(f"no payment operation {attempt_id}", attempt_id=attempt_id)
     return row[0], row[1]
+
+
+_LOCK_VERSIONS = text(
+    f"SELECT {ROW_VERSION.format(table='p')} || ' ' || {ROW_VERSION.format(table='a')} "
+    "FROM payments p JOIN payment_attempts a ON a.payment_id = p.id WHERE a.id = :attempt_id AND p.id = :payment_id "
+    "FOR UPDATE OF p, a")
+
+
+def _adopt(session: Session, stored: tuple[Payment, PaymentAttempt]) -> tuple[Payment, PaymentAttempt] | None:
+    """Lock the rows of ``stored`` and, if neither changed since they were written,
+    put the objects in ``session`` as loaded (no read); None otherwise (the caller
+    reads them; the locks are held either way)."""
+    payment, attempt = stored
+    version = fresh_rows(attempt)
+    if version is None or session.get_bind().dialect.name != "postgresql":
+        return None
+    found = session.execute(_LOCK_VERSIONS, {"attempt_id": attempt.id, "payment_id": payment.id}).scalar()
+    if found != version:
+        return None
+    forget_rows(attempt)
+    for obj in (payment, attempt):
+        make_transient_to_detached(obj)
+        session.add(obj)
+    return payment, attempt
 
 
 def _fail(session: Session, payment: Payment, attempt: PaymentAttempt, outcome: Outcome, now: dt.datetime) -> None:

@@ -104,6 +104,9 @@ class _Call:
     attempt_id: int
     payment_id: int
     operation: Callable[[], RailResult]
+    #: The payment and attempt as step 1 stored them, when it wrote them in one
+    #: statement (step 3 then need not read them again).
+    stored: tuple[Payment, PaymentAttempt] | None = None
 
 
 def refusal_of(attempt: PaymentAttempt) -> SettlementError | None:
@@ -123,7 +126,7 @@ def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Paymen
     try:
         with unit_of_work(ctx.factory) as session:
             payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
-                                                   payment_id=call.payment_id)
+                                                   payment_id=call.payment_id, stored=call.stored)
             error = refusal_of(attempt)
             hooks.finish(session, result_of(payment, attempt), error)
     except BaseException as exc:
@@ -142,12 +145,13 @@ def _payment(payment: Payment, _attempt: PaymentAttempt) -> object:
 
 
 def _authorize_call(rail: PaymentRail, payment: Payment, attempt: PaymentAttempt,
-                    method_data: PaymentMethod) -> _Call:
+                    method_data: PaymentMethod, *, stored: bool = False) -> _Call:
     request = AuthorizeRequest(reference=attempt.reference, amount=payment.amount, currency=payment.currency,
                                method=method_data, capture=payment.capture_method == CaptureMethod.AUTOMATIC.value,
                                description=payment.description or f"payment {payment.id}",
                                metadata={"payment_id": str(payment.id)})
-    return _Call(attempt.id, payment.id, lambda: rail.authorize(request))
+    return _Call(attempt.id, payment.id, lambda: rail.authorize(request),
+                 stored=(payment, attempt) if stored and ops.fresh_rows(attempt) else None)
 
 
 def create_payment(ctx: Context, command: NewPayment, *, confirm: bool = True,
@@ -164,7 +168,7 @@ def create_payment(ctx: Context, command: NewPayment, *, confirm: bool = True,
         if attempt is None:
             hooks.finish(session, payment, None)
             return payment
-        call = _authorize_call(rail, payment, attempt, command.method)
+        call = _authorize_call(rail, payment, attempt, command.method, stored=True)
     return _finish(ctx, call, hooks, _payment)[0]
 
 

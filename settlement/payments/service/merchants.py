@@ -66,6 +66,30 @@ def get_merchant(session: Session, merchant_id: int, *, lock: bool = False) -> M
     return merchant
 
 
+#: (database, merchant id) -> the merchant's settlement currency, which never changes
+#: (merchants are never deleted either). Only a hint: the payment's insert checks it
+#: against the merchant's row, and a mismatch (a database recreated under the same
+#: URL) drops the entry.
+_CURRENCIES: dict[tuple[object, int], str] = {}
+_CURRENCIES_MAX = 100_000
+
+
+def settlement_currency(session: Session, merchant_id: int) -> str:
+    """The merchant's settlement currency, read once per process and database."""
+    key = (session.get_bind().engine.url, merchant_id)
+    found = _CURRENCIES.get(key)
+    if found is None:
+        found = get_merchant(session, merchant_id).settlement_currency
+        if len(_CURRENCIES) >= _CURRENCIES_MAX:
+            _CURRENCIES.clear()
+        _CURRENCIES[key] = found
+    return found
+
+
+def forget_settlement_currency(session: Session, merchant_id: int) -> None:
+    _CURRENCIES.pop((session.get_bind().engine.url, merchant_id), None)
+
+
 def update_merchant(session: Session, merchant_id: int, changes: Mapping[str, Any],
                     now: dt.datetime | None = None) -> Merchant:
     """Change commission or payout details (the settlement currency is fixed: the

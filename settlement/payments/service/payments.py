@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import secrets
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, select, text
+from sqlalchemy import BigInteger, TextClause, bindparam, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import NamedColumn
@@ -33,6 +34,7 @@ from settlement.payments.errors import (
     ExceedsAuthorized,
     ExceedsCaptured,
     InvalidState,
+    MerchantNotFound,
     NothingToVoid,
     OperationInProgress,
     PaymentNotFound,
@@ -46,7 +48,7 @@ from settlement.payments.models import (
     PaymentAttempt,
     PaymentState,
 )
-from settlement.payments.service.merchants import get_merchant
+from settlement.payments.service.merchants import forget_settlement_currency, get_merchant, settlement_currency
 
 
 @dataclass(frozen=True)
@@ -90,21 +92,31 @@ def payment_accounts(payment: Payment) -> list[str]:
 
 
 def create_payment(session: Session, command: NewPayment, rail: PaymentRail, *, terms: PaymentTerms,
-                   now: dt.datetime, authorize: bool = False) -> tuple[Payment, PaymentAttempt | None]:
+                   now: dt.datetime, authorize: bool = False, _reread: bool = False
+                   ) -> tuple[Payment, PaymentAttempt | None]:
     """Check and store a payment intent (``requires_authorization``). A seller who
     settles in another currency needs FX terms: the quote given (unexpired, for this
     pair) or, without one, a quote made now from the newest rates.
 
     With ``authorize`` the payment is stored ``authorizing`` together with its
     authorization attempt (``pending``, in flight): what
-    :func:`begin_authorization` would write next, in the same transaction."""
+    :func:`begin_authorization` would write next, in the same transaction.
+
+    On PostgreSQL that is one statement, which takes the commission rate from the
+    merchant's row itself; the merchant's settlement currency comes from a
+    per-process cache, checked by the same statement."""
     check_minor(command.amount)
     check_currency(command.currency)
     if command.currency not in rail.currencies:
         raise RailUnsupported(f"rail {command.rail} does not take {command.currency}; it takes "
                               f"{', '.join(sorted(rail.currencies))}", rail=command.rail, currency=command.currency)
-    merchant = get_merchant(session, command.merchant_id)
-    scur = merchant.settlement_currency
+    in_one = authorize and session.get_bind().dialect.name == "postgresql"
+    commission: Decimal | None = None
+    if in_one:
+        scur = settlement_currency(session, command.merchant_id)
+    else:
+        merchant = get_merchant(session, command.merchant_id)
+        scur, commission = merchant.settlement_currency, merchant.commission_rate
     quote = None
     if scur != command.currency:
         quote = (fx.usable_quote(session, command.fx_quote_id, command.currency, scur, now)
@@ -112,23 +124,28 @@ def create_payment(session: Session, command: NewPayment, rail: PaymentRail, *, 
                  fx.create_quote(session, command.currency, scur, spread=terms.fx_spread,
                                  ttl_seconds=terms.fx_quote_ttl_seconds, now=now))
     elif command.fx_quote_id is not None:
-        raise QuoteMismatch(f"merchant {merchant.id} settles in {scur}, the payment's own currency: no FX quote "
-                            "applies", quote_id=command.fx_quote_id)
+        raise QuoteMismatch(f"merchant {command.merchant_id} settles in {scur}, the payment's own currency: "
+                            "no FX quote applies", quote_id=command.fx_quote_id)
     payment = Payment(
-        merchant_id=merchant.id, rail=command.rail, amount=command.amount, currency=command.currency,
+        merchant_id=command.merchant_id, rail=command.rail, amount=command.amount, currency=command.currency,
         capture_method=command.capture_method.value, state=PaymentState.REQUIRES_AUTHORIZATION.value,
         method_kind=command.method.kind.value, method_display=command.method.masked[:64],
         buyer_reference=command.buyer_reference, description=command.description, settlement_currency=scur,
-        commission_rate=merchant.commission_rate, fx_quote_id=quote.id if quote else None,
+        commission_rate=commission, fx_quote_id=quote.id if quote else None,
         fx_rate=quote.rate if quote else None, fx_mid_rate=quote.mid_rate if quote else None,
         fx_source=quote.source if quote else None, amount_authorized=0, amount_captured=0, amount_voided=0,
         amount_refunded=0, commission_captured=0, seller_captured=0, fx_mid_captured=0, commission_refunded=0,
         seller_refunded=0, fx_mid_refunded=0, meta=dict(command.metadata), created_at=now, updated_at=now)
     attempt = None
-    if authorize and session.get_bind().dialect.name == "postgresql":
+    if in_one:
         payment.state = PaymentState.AUTHORIZING.value
         attempt = _attempt(payment, Operation.AUTHORIZE, payment.amount, now=now, terms=terms)
-        _insert_authorizing(session, payment, attempt)
+        if not _insert_authorizing(session, payment, attempt):
+            # The merchant's row does not say the cached currency: read it afresh.
+            forget_settlement_currency(session, command.merchant_id)
+            if _reread:
+                raise MerchantNotFound(f"no merchant {command.merchant_id}", merchant_id=command.merchant_id)
+            return create_payment(session, command, rail, terms=terms, now=now, authorize=authorize, _reread=True)
     else:
         session.add(payment)
         session.flush()
@@ -144,21 +161,40 @@ def _columns(model: type[Payment] | type[PaymentAttempt]) -> list[tuple[str, Nam
     return [(prop.key, prop.columns[0]) for prop in model.__mapper__.column_attrs if prop.columns[0].name != "id"]
 
 
+@functools.cache
+def _counters() -> frozenset[str]:
+    """The payment's running totals: every one starts at zero (its column default)."""
+    return frozenset(key for key, column in _columns(Payment)
+                     if column.default is not None and getattr(column.default, "arg", None) == 0
+                     and isinstance(column.type, BigInteger))
+
+
 def _insert_sql() -> TextClause:
     """PostgreSQL: a payment and its first attempt in one statement. Both ids come
     from their identity sequences first, so the payment row is inserted already
-    pointing at its in-flight attempt (no INSERT, INSERT, UPDATE)."""
+    pointing at its in-flight attempt (no INSERT, INSERT, UPDATE). The running totals
+    of a new payment are zero, written as literals: that keeps the statement within
+    the parameters psycopg caches the conversion of (50), which it otherwise parses
+    afresh at every call."""
     pay, att = _columns(Payment), _columns(PaymentAttempt)
-    pay_cols = [c for _, c in pay if c.name != "in_flight_attempt_id"]
+    counters = _counters()
+    pay_cols = [c for key, c in pay
+                if c.name not in ("in_flight_attempt_id", "commission_rate") and key not in counters]
+    zero_cols = [c for key, c in pay if key in counters]
     att_cols = [c for _, c in att if c.name != "payment_id"]
     sql = (
         "WITH ids AS (SELECT nextval(pg_get_serial_sequence('payments', 'id')) AS p, "
         "nextval(pg_get_serial_sequence('payment_attempts', 'id')) AS a), "
-        f"pay AS (INSERT INTO payments (id, in_flight_attempt_id, {', '.join(c.name for c in pay_cols)}) "
-        f"SELECT ids.p, ids.a, {', '.join(':p_' + c.name for c in pay_cols)} FROM ids RETURNING id), "
+        "m AS (SELECT commission_rate FROM merchants WHERE id = :p_merchant_id "
+        "AND settlement_currency = :p_settlement_currency), "
+        "pay AS (INSERT INTO payments (id, in_flight_attempt_id, commission_rate, "
+        f"{', '.join(c.name for c in pay_cols + zero_cols)}) SELECT ids.p, ids.a, m.commission_rate, "
+        f"{', '.join([':p_' + c.name for c in pay_cols] + ['0'] * len(zero_cols))} "
+        f"FROM ids, m RETURNING id, commission_rate, {ROW_VERSION.format(table='payments')} AS v), "
         f"att AS (INSERT INTO payment_attempts (id, payment_id, {', '.join(c.name for c in att_cols)}) "
-        f"SELECT ids.a, pay.id, {', '.join(':a_' + c.name for c in att_cols)} FROM ids, pay RETURNING id) "
-        "SELECT ids.p, ids.a FROM ids, att")
+        f"SELECT ids.a, pay.id, {', '.join(':a_' + c.name for c in att_cols)} FROM ids, pay "
+        f"RETURNING id, {ROW_VERSION.format(table='payment_attempts')} AS v) "
+        "SELECT ids.p, ids.a, pay.commission_rate AS c, pay.v || ' ' || att.v AS v FROM ids, pay, att")
     return text(sql).bindparams(*(bindparam("p_" + c.name, type_=c.type) for c in pay_cols),
                                 *(bindparam("a_" + c.name, type_=c.type) for c in att_cols))
 
@@ -174,6 +210,15 @@ def _start_sql() -> TextClause:
     return text(sql).bindparams(*(bindparam("a_" + c.name, type_=c.type) for c in att),
                                 bindparam("now", type_=UTCDateTime()))
 
+
+#: A row version on PostgreSQL: the transaction that wrote the row and where it is
+#: stored. Any later change of the row (an UPDATE, even by the same transaction)
+#: makes a new row version with another location.
+ROW_VERSION = "{table}.xmin::text || '/' || {table}.ctid::text"
+
+#: The rows each stored authorizing attempt was written as: ``attempt -> version``
+#: of its payment and itself (see :func:`fresh_rows`).
+_VERSIONS: weakref.WeakKeyDictionary[PaymentAttempt, str] = weakref.WeakKeyDictionary()
 
 _INSERT_AUTHORIZING: list[TextClause] = []
 _START: list[TextClause] = []
@@ -196,19 +241,46 @@ def _start_in_one(session: Session, payment: Payment, attempt: PaymentAttempt, n
     session.info.setdefault(_HELD, []).append(payment)
 
 
-def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAttempt) -> None:
-    """Store ``payment`` and ``attempt`` (one statement) and give both their ids. The
-    objects stay outside the session: nothing else in this transaction changes them."""
+def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAttempt) -> bool:
+    """Store ``payment`` and ``attempt`` (one statement) and give both their ids, and
+    the payment the merchant's commission rate. The objects stay outside the session:
+    nothing else in this transaction changes them. False, with nothing stored, when
+    the merchant does not settle in ``payment.settlement_currency``."""
     if not _INSERT_AUTHORIZING:
         _INSERT_AUTHORIZING.append(_insert_sql())
+    counters = _counters()
+    if any(getattr(payment, key) for key in counters):
+        raise ValueError(f"payment {payment.id}: a new payment's totals start at zero")
     params = {"p_" + column.name: getattr(payment, key) for key, column in _columns(Payment)
-              if column.name != "in_flight_attempt_id"}
+              if column.name not in ("in_flight_attempt_id", "commission_rate") and key not in counters}
     params.update({"a_" + column.name: getattr(attempt, key) for key, column in _columns(PaymentAttempt)
                    if column.name != "payment_id"})
-    ids = session.execute(_INSERT_AUTHORIZING[0], params).mappings().one()
+    ids = session.execute(_INSERT_AUTHORIZING[0], params).mappings().one_or_none()
+    if ids is None:
+        return False
     payment.id, attempt.id = int(ids["p"]), int(ids["a"])
+    payment.commission_rate = ids["c"]
     attempt.payment_id = payment.id
     payment.in_flight_attempt_id = attempt.id
+    # Every column as written (None where nothing was set), so the objects are the rows.
+    for obj, model in ((payment, Payment), (attempt, PaymentAttempt)):
+        for key, _ in _columns(model):
+            if key not in obj.__dict__:
+                setattr(obj, key, None)
+    _VERSIONS[attempt] = str(ids["v"])
+    return True
+
+
+def fresh_rows(attempt: PaymentAttempt) -> str | None:
+    """The version of the payment's and ``attempt``'s rows as :func:`create_payment`
+    stored them (None for an attempt it did not store in one statement): the
+    ``payment`` and ``attempt`` objects it returned are those rows exactly for as
+    long as the database still has this version."""
+    return _VERSIONS.get(attempt)
+
+
+def forget_rows(attempt: PaymentAttempt) -> None:
+    _VERSIONS.pop(attempt, None)
 
 
 def get_payment(session: Session, payment_id: int, *, lock: bool = False) -> Payment:
