@@ -28,7 +28,6 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request
 from fastapi.responses import Response
-from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
@@ -50,6 +49,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from settlement.api.problems import problem
 from settlement.db import SessionFactory, unit_of_work
 from settlement.db.base import Base
+from settlement.db.session import first_row
 from settlement.db.types import BigId, JsonDoc, UTCDateTime, utcnow
 from settlement.errors import SettlementError, register
 from settlement.ledger.errors import IdempotencyConflict
@@ -153,16 +153,7 @@ def _claim(session: Session, params: dict[str, Any]) -> int | None:
     if session.get_bind().dialect.name != "postgresql":
         found = session.execute(_CLAIM, params).scalar()
         return None if found is None else int(found)
-    raw = session.connection().connection.driver_connection
-    assert raw is not None, "the session's connection is not open"
-    with raw.cursor() as cursor:
-        if raw.info.transaction_status == TransactionStatus.IDLE:
-            with raw.pipeline():
-                cursor.execute(_PG_CLAIM, params, prepare=True)
-                row = cursor.fetchone()
-        else:
-            cursor.execute(_PG_CLAIM, params, prepare=True)
-            row = cursor.fetchone()
+    row = first_row(session, _PG_CLAIM, params)
     return None if row is None else int(row[0])
 
 

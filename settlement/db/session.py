@@ -11,9 +11,11 @@ all-or-nothing across several operations catches it and raises its own error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,3 +47,22 @@ def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def first_row(session: Session, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """PostgreSQL only: run ``sql`` (psycopg's ``%(name)s`` placeholders, prepared) on
+    the session's connection and return its first row.
+
+    When it opens the transaction, psycopg's BEGIN goes out in the same round trip
+    (pipeline mode) instead of one of its own before it."""
+    raw = session.connection().connection.driver_connection
+    assert raw is not None, "the session's connection is not open"
+    with raw.cursor() as cursor:
+        if raw.info.transaction_status == TransactionStatus.IDLE:
+            with raw.pipeline():
+                cursor.execute(sql, params, prepare=True)
+                row = cursor.fetchone()
+        else:
+            cursor.execute(sql, params, prepare=True)
+            row = cursor.fetchone()
+    return None if row is None else tuple(row)

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from settlement.db.changes import write_changes
+from settlement.db.session import first_row
 from settlement.fx.conversion import FxTerms
 from settlement.ledger import EntrySpec, HoldStatus, Ledger, LedgerError, credit, debit
 from settlement.payments import accounts, events
@@ -168,10 +169,10 @@ def _lock(session: Session, attempt_id: int, payment_id: int | None) -> tuple[Pa
     return row[0], row[1]
 
 
-_LOCK_VERSIONS = text(
+_LOCK_VERSIONS = (
     f"SELECT {ROW_VERSION.format(table='p')} || ' ' || {ROW_VERSION.format(table='a')} "
-    "FROM payments p JOIN payment_attempts a ON a.payment_id = p.id WHERE a.id = :attempt_id AND p.id = :payment_id "
-    "FOR UPDATE OF p, a")
+    "FROM payments p JOIN payment_attempts a ON a.payment_id = p.id "
+    "WHERE a.id = %(attempt_id)s AND p.id = %(payment_id)s FOR UPDATE OF p, a")
 
 
 def _adopt(session: Session, stored: tuple[Payment, PaymentAttempt]) -> tuple[Payment, PaymentAttempt] | None:
@@ -182,8 +183,8 @@ def _adopt(session: Session, stored: tuple[Payment, PaymentAttempt]) -> tuple[Pa
     version = fresh_rows(attempt)
     if version is None or session.get_bind().dialect.name != "postgresql":
         return None
-    found = session.execute(_LOCK_VERSIONS, {"attempt_id": attempt.id, "payment_id": payment.id}).scalar()
-    if found != version:
+    row = first_row(session, _LOCK_VERSIONS, {"attempt_id": attempt.id, "payment_id": payment.id})
+    if row is None or row[0] != version:
         return None
     forget_rows(attempt)
     for obj in (payment, attempt):
