@@ -49,6 +49,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from settlement.api.problems import problem
 from settlement.db import SessionFactory, unit_of_work
 from settlement.db.base import Base
+from settlement.db.direct import Direct
 from settlement.db.session import first_row
 from settlement.db.types import BigId, JsonDoc, UTCDateTime, utcnow
 from settlement.errors import SettlementError, register
@@ -157,8 +158,9 @@ def _claim(session: Session, params: dict[str, Any]) -> int | None:
     return None if row is None else int(row[0])
 
 
-_DONE = _timed("UPDATE idempotency_keys SET state = 'done', status_code = :s, content_type = :c, response_body = :b, "
-             "completed_at = :now WHERE id = :id", "now")
+_DONE = Direct(_timed("UPDATE idempotency_keys SET state = 'done', status_code = :s, content_type = :c, "
+                      "response_body = :b, completed_at = :now WHERE id = :id", "now"))
+_BIND = Direct(text("UPDATE idempotency_keys SET resource_type = :t, resource_id = :r WHERE id = :id"))
 _REFUSED = _timed(
     "INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, status_code, content_type, "
     "response_body, created_at, locked_until, completed_at, extra) VALUES (:a, :k, :h, :m, :p, 'done', :s, :c, "
@@ -226,8 +228,7 @@ class Idempotency:
 
     def bind(self, session: Session, resource: str, resource_id: int) -> None:
         if self.row_id is not None:
-            session.execute(text("UPDATE idempotency_keys SET resource_type = :t, resource_id = :r WHERE id = :id"),
-                            {"t": resource, "r": resource_id, "id": self.row_id})
+            _BIND.rows(session, {"t": resource, "r": resource_id, "id": self.row_id})
 
     def finish(self, session: Session, result: object, error: SettlementError | None) -> None:
         if error is not None and error.status >= 500:
@@ -241,8 +242,8 @@ class Idempotency:
             status, model = self.render(result)
             response = Response(model.model_dump_json().encode(), status_code=status, media_type=JSON)
         if self.row_id is not None:
-            session.execute(_DONE, {"s": response.status_code, "c": response.media_type, "b": bytes(response.body),
-                                    "now": utcnow(), "id": self.row_id})
+            _DONE.rows(session, {"s": response.status_code, "c": response.media_type, "b": bytes(response.body),
+                                 "now": utcnow(), "id": self.row_id})
         self.response = response
 
     def discard(self) -> None:
@@ -299,8 +300,7 @@ class Idempotency:
         with unit_of_work(self.factory) as session:
             model = recover(session, lost.resource, lost.resource_id)
             response = Response(model.model_dump_json().encode(), status_code=200, media_type=JSON)
-            session.execute(_DONE, {"s": 200, "c": JSON, "b": bytes(response.body), "now": utcnow(),
-                                    "id": lost.row_id})
+            _DONE.rows(session, {"s": 200, "c": JSON, "b": bytes(response.body), "now": utcnow(), "id": lost.row_id})
         return response
 
 

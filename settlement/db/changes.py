@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, inspect, text
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.orm import InstanceState, Session
 from sqlalchemy.orm.exc import StaleDataError
 
-_STATEMENTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[TextClause, list[list[tuple[str, str]]]]] = {}
+from settlement.db.direct import Direct
+
+_STATEMENTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[Direct, list[list[tuple[str, str]]]]] = {}
 
 
 def _changes(state: InstanceState[Any]) -> dict[str, Any] | None:
@@ -40,7 +42,7 @@ def _changes(state: InstanceState[Any]) -> dict[str, Any] | None:
 
 
 def _statement(shape: tuple[tuple[str, tuple[str, ...]], ...], states: Sequence[InstanceState[Any]]
-               ) -> tuple[TextClause, list[list[tuple[str, str]]]]:
+               ) -> tuple[Direct, list[list[tuple[str, str]]]]:
     found = _STATEMENTS.get(shape)
     if found is not None:
         return found
@@ -63,7 +65,7 @@ def _statement(shape: tuple[tuple[str, tuple[str, ...]], ...], states: Sequence[
                     f"WHERE {pk.name} = :{pk_param} RETURNING 1)")
         names.append(pairs)
     counts = ", ".join(f"(SELECT count(*) FROM u{index})" for index in range(len(states)))
-    found = (text(f"WITH {', '.join(ctes)} SELECT {counts}").bindparams(*binds), names)
+    found = (Direct(text(f"WITH {', '.join(ctes)} SELECT {counts}").bindparams(*binds)), names)
     _STATEMENTS[shape] = found
     return found
 
@@ -94,7 +96,7 @@ def write_changes(session: Session, objects: Sequence[object]) -> bool:
     for state, changed, pairs in zip(states, changes, names, strict=True):
         for key, param in pairs:
             params[param] = changed[key] if key else state.identity[0]  # type: ignore[index]
-    counts = session.execute(statement, params).one()
+    (counts,) = statement.rows(session, params)
     if any(count != 1 for count in counts):
         raise StaleDataError(f"expected to update one row each of {[name for name, _ in shape]}, "
                              f"updated {list(counts)}")

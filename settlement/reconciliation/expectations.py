@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import RailResult, RecordType
 from settlement.config import Settings, get_settings
+from settlement.db.direct import Direct
 from settlement.db.types import utcnow
 from settlement.money import check_currency, check_minor
 from settlement.reconciliation import rails
@@ -91,19 +92,20 @@ def expect(session: Session, *, rail: str, kind: str, reference: str, rail_refer
     row = _row(spec, get_settings(), utcnow())
     params = dict(row)
     params["metadata"] = params.pop("metadata_")
-    inserted = session.execute(_upsert(session.get_bind().dialect.name), params).first()
+    inserted = _upsert(session.get_bind().dialect.name).first(session, params)
     if inserted is None:
         _check_same(session, row)
 
 
 @functools.cache
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str) -> Direct:
     """The insert of one expectation that does nothing for a (rail, kind, reference)
     already expected, on the table itself: built once, its parameters given at each
     call, so every capture reuses one compiled statement (one per dialect)."""
     table = Expectation.metadata.tables[Expectation.__tablename__]
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return upsert(table).on_conflict_do_nothing(index_elements=["rail", "kind", "reference"]).returning(table.c.id)
+    statement = upsert(table).on_conflict_do_nothing(index_elements=["rail", "kind", "reference"]).returning(table.c.id)
+    return Direct(statement, ["metadata" if name == "metadata_" else name for name in _COLUMNS])
 
 
 def expect_operation(session: Session, *, rail: str, kind: str, reference: str, rail_reference: str | None,

@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import NamedColumn
 
 from adapters.base import PaymentMethod, PaymentRail
+from settlement.db.direct import Direct
 from settlement.db.types import UTCDateTime
 from settlement.fx import service as fx
 from settlement.fx.errors import QuoteMismatch
@@ -220,7 +221,7 @@ ROW_VERSION = "{table}.xmin::text || '/' || {table}.ctid::text"
 #: of its payment and itself (see :func:`fresh_rows`).
 _VERSIONS: weakref.WeakKeyDictionary[PaymentAttempt, str] = weakref.WeakKeyDictionary()
 
-_INSERT_AUTHORIZING: list[TextClause] = []
+_INSERT_AUTHORIZING: list[Direct] = []
 _START: list[TextClause] = []
 _HELD = "settlement.payments.held"
 
@@ -247,7 +248,7 @@ def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAtte
     nothing else in this transaction changes them. False, with nothing stored, when
     the merchant does not settle in ``payment.settlement_currency``."""
     if not _INSERT_AUTHORIZING:
-        _INSERT_AUTHORIZING.append(_insert_sql())
+        _INSERT_AUTHORIZING.append(Direct(_insert_sql()))
     counters = _counters()
     if any(getattr(payment, key) for key in counters):
         raise ValueError(f"payment {payment.id}: a new payment's totals start at zero")
@@ -255,11 +256,11 @@ def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAtte
               if column.name not in ("in_flight_attempt_id", "commission_rate") and key not in counters}
     params.update({"a_" + column.name: getattr(attempt, key) for key, column in _columns(PaymentAttempt)
                    if column.name != "payment_id"})
-    ids = session.execute(_INSERT_AUTHORIZING[0], params).mappings().one_or_none()
+    ids = _INSERT_AUTHORIZING[0].first(session, params)
     if ids is None:
         return False
-    payment.id, attempt.id = int(ids["p"]), int(ids["a"])
-    payment.commission_rate = ids["c"]
+    payment.id, attempt.id = int(ids[0]), int(ids[1])
+    payment.commission_rate = ids[2]
     attempt.payment_id = payment.id
     payment.in_flight_attempt_id = attempt.id
     # Every column as written (None where nothing was set), so the objects are the rows.
@@ -267,7 +268,7 @@ def _insert_authorizing(session: Session, payment: Payment, attempt: PaymentAtte
         for key, _ in _columns(model):
             if key not in obj.__dict__:
                 setattr(obj, key, None)
-    _VERSIONS[attempt] = str(ids["v"])
+    _VERSIONS[attempt] = str(ids[3])
     return True
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from settlement.db.direct import Direct
 from settlement.db.types import utcnow
 from settlement.tasks.base import send_after_commit
 from settlement.webhooks.errors import InvalidEventData, InvalidEventType, InvalidWebhookKey
@@ -166,7 +167,7 @@ def _insert_event(session: Session, key: str, event_type: str, document: dict[st
               "created_at": now}
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        rows = session.execute(_insert_and_endpoints(), values).all()
+        rows = _insert_and_endpoints().rows(session, values)
         if not rows:
             return None, []
         return int(rows[0][0]), [(int(row[1]), row[2]) for row in rows if row[1] is not None]
@@ -177,7 +178,7 @@ def _insert_event(session: Session, key: str, event_type: str, document: dict[st
 
 
 @functools.cache
-def _insert_and_endpoints() -> Any:
+def _insert_and_endpoints() -> Direct:
     """PostgreSQL: the insert of :func:`_insert_statement` and the active endpoints,
     one row per endpoint (one row with no endpoint when there is none; no row when
     the key was taken)."""
@@ -186,9 +187,9 @@ def _insert_and_endpoints() -> Any:
     inserted = (pg_insert(table).values({name: bindparam(name, type_=table.c[name].type)
                                          for name in ("public_id", "key", "type", "data", "created_at")})
                 .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id).cte("inserted"))
-    return (select(inserted.c.id, endpoints.c.id, endpoints.c.event_types)
-            .select_from(inserted.outerjoin(endpoints, endpoints.c.active.is_(True)))
-            .order_by(endpoints.c.id))
+    return Direct(select(inserted.c.id, endpoints.c.id, endpoints.c.event_types)
+                  .select_from(inserted.outerjoin(endpoints, endpoints.c.active.is_(True)))
+                  .order_by(endpoints.c.id))
 
 
 @functools.cache
