@@ -47,6 +47,14 @@ __all__ = [
 ]
 
 
+class BatchNotCommitted(Exception):
+    """:meth:`~settlement.ledger.service.Ledger.post_batch_with_commit` found that the
+    batch needs the general path (a key seen before, or an entry it would refuse):
+    the whole transaction was rolled back, nothing of it is written. Run the
+    transaction again, posting the batch with ``post_batch`` and committing as usual.
+    """
+
+
 @register
 class LedgerError(SettlementError):
     code = "ledger_error"

@@ -38,6 +38,7 @@ from sqlalchemy import Dialect, text
 from sqlalchemy.orm import Session
 
 from settlement.db.types import UTCDateTime
+from settlement.ledger.errors import BatchNotCommitted
 from settlement.ledger.models import AccountType, Side
 from settlement.ledger.types import AccountRef
 
@@ -201,6 +202,13 @@ class LedgerStore:
         the general path must do it (always, here)."""
         return None
 
+    def post_batch_and_commit(self, entries: Sequence[EntryRow],
+                              legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> bool:
+        """Write the entries like :meth:`post_batch` and commit the session's
+        transaction in the same round trip; False when the dialect cannot (nothing
+        written, nothing committed)."""
+        return False
+
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(
             "SELECT 'e', idempotency_key, id, request_hash, NULL, NULL, NULL FROM ledger_entries "
@@ -318,6 +326,10 @@ _PG_CLAIM = "SELECT * FROM ledger_claim_keys(%(keys)s::text[])"
 # A batch of entries of posted postings, whole (migration 0011): no rows back means
 # "take the general path".
 _PG_POST_BATCH = "SELECT * FROM ledger_post_batch(%(entries)s::json, %(postings)s::json)"
+# The same batch as the last write before the COMMIT (migration 0012): SQLSTATE SLB01
+# instead of no rows.
+_PG_POST_BATCH_STRICT = "SELECT ledger_post_batch_strict(%(entries)s::json, %(postings)s::json)"
+_NOT_POSTED = "SLB01"
 # One entry of posted postings, whole (migration 0010): no rows back means "take the
 # general path".
 _PG_POST_ENTRY = ("SELECT * FROM ledger_post_entry(%(k)s, %(h)s, %(kind)s, %(eff)s, %(d)s, %(m)s::jsonb, "
@@ -380,6 +392,25 @@ class PostgresStore(LedgerStore):
         currency) in one statement, or nothing and None when the general path must
         decide: a key was seen before, or some entry would be refused."""
         return posted_batch(self._rows(_PG_POST_BATCH, post_batch_params(entries, legs)), entries, legs)
+
+    def post_batch_and_commit(self, entries: Sequence[EntryRow],
+                              legs: Sequence[Sequence[tuple[AccountRef, Side, int, str]]]) -> bool:
+        """``ledger_post_batch_strict`` and the COMMIT in one round trip (pipeline
+        mode). The statement raises SQLSTATE SLB01 instead of writing nothing: the
+        transaction is then aborted, the COMMIT behind it commits nothing, and
+        :class:`BatchNotCommitted` says to run the transaction again."""
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None, "the session's connection is not open"
+        params = post_batch_params(entries, legs)
+        try:
+            with raw.cursor() as cursor, raw.pipeline():
+                cursor.execute(_PG_POST_BATCH_STRICT, params, prepare=True)
+                raw.commit()
+        except psycopg.Error as exc:
+            if exc.sqlstate == _NOT_POSTED:
+                raise BatchNotCommitted(str(exc)) from None
+            raise
+        return True
 
     def find_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         rows = self.session.execute(text(

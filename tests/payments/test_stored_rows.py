@@ -2,7 +2,9 @@
 answer, takes them as stored instead of reading them again, but only while their
 rows are still the versions it wrote: whatever changed them meanwhile (the janitor, a
 notification) makes the outcome read them afresh. The merchant's settlement
-currency comes from a per-process cache that the insert checks."""
+currency comes from a per-process cache that the insert checks. The sale's ledger
+batch goes out with the COMMIT; one the database sends to the general path is
+recorded again the usual way."""
 
 from __future__ import annotations
 
@@ -174,3 +176,36 @@ def test_an_unknown_merchant_is_refused_before_anything_is_stored(ctx: Context, 
         _sale(ctx, 987654)
     with pg_database.factory() as session:
         assert session.execute(text("SELECT count(*) FROM payment_attempts")).scalar_one() == 0
+
+
+def test_a_batch_sent_to_the_general_path_is_recorded_again(ctx: Context, pg_database: Database) -> None:
+    from settlement.ledger import EntrySpec, Ledger, credit, debit
+    from settlement.ledger.errors import IdempotencyConflict
+    from settlement.payments import accounts
+    from settlement.payments.booking import ledger_key
+
+    seller = make_merchant(pg_database.factory)
+
+    def split_key_taken(reference: str, _result: RailResult) -> None:
+        # Another entry already holds the key of the sale's split: the batch sent with
+        # the COMMIT is declined, and the general path refuses the key's reuse.
+        with unit_of_work(pg_database.factory) as session:
+            attempt_id = session.execute(text("SELECT id FROM payment_attempts WHERE reference = :r"),
+                                         {"r": reference}).scalar_one()
+            receivable, commission = accounts.receivable("mir", "RUB"), accounts.commission("RUB")
+            Ledger(session).post(EntrySpec(ledger_key(attempt_id, "split"), [debit(receivable, 1, "RUB"),
+                                                                             credit(commission, 1, "RUB")]))
+
+    meddling = dataclasses.replace(ctx, rails=_Rails(ctx.rails, split_key_taken))
+    with pytest.raises(IdempotencyConflict):
+        _sale(meddling, seller)  # type: ignore[arg-type]
+    with pg_database.factory() as session:
+        states = session.execute(text("SELECT p.state, a.state FROM payments p JOIN payment_attempts a "
+                                      "ON a.payment_id = p.id")).one()
+        entries = session.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one()
+        expected = session.execute(text("SELECT count(*) FROM recon_expectations")).scalar_one()
+    # Nothing of the outcome was recorded: the janitor will ask the rail again.
+    assert tuple(states) == (PaymentState.AUTHORIZING.value, AttemptState.PENDING.value)
+    assert entries == 1
+    assert expected == 0
+    _sound(pg_database)

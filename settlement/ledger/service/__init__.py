@@ -173,6 +173,27 @@ class Ledger:
             return written
         return self._post_prepared(writes)
 
+    def post_batch_with_commit(self, specs: Sequence[EntrySpec]) -> bool:
+        """Post many entries like :meth:`post_batch`, as the last write of the
+        session's transaction, and commit the transaction in the same round trip
+        (PostgreSQL). The accounts it locks stay locked only while the database writes
+        and commits: no answer has to reach the client, and the client be scheduled,
+        before the COMMIT goes out. For the unit of work's own commit step only:
+        everything else the transaction writes must be flushed already, and nothing
+        may follow but the session's commit, which then has nothing left to send.
+
+        Returns False, with nothing written or committed, when this does not apply (no
+        entries, not PostgreSQL, entries other than plain posted ones): post them with
+        :meth:`post_batch` and commit as usual. Raises
+        :class:`~settlement.ledger.errors.BatchNotCommitted` when the batch needs the
+        general path (a key seen before, an entry it would refuse): the transaction
+        was rolled back; run it again with :meth:`post_batch`, which decides and
+        words the answer."""
+        writes = prepare_batch(specs, self.clock())
+        if not writes:
+            return False
+        return self.engine.post_entries_and_commit(writes)
+
     def _post_prepared(self, writes: Sequence[Write]) -> list[EntryResult]:
         """:meth:`post_batch`'s general path, for validated ``writes``."""
         keys = [w.entry.idempotency_key for w in writes]

@@ -78,6 +78,16 @@ class Engine:
             return None
         return [posted_result(w, p, self.store.time) for w, p in zip(writes, posted, strict=True)]
 
+    def post_entries_and_commit(self, writes: Sequence[Write]) -> bool:
+        """:meth:`post_entries` and the commit of the session's transaction in one
+        round trip (the store's ``post_batch_and_commit``); False when that does not
+        apply (nothing written or committed): not all entries plain, or a dialect
+        that cannot. Raises :class:`BatchNotCommitted` when the general path must
+        decide: the transaction was rolled back."""
+        if not all(is_plain(w) and w.entry.reverses_entry_id is None and w.entry.hold_id is None for w in writes):
+            return False
+        return self.store.post_batch_and_commit([w.entry for w in writes], [plain_legs(w) for w in writes])
+
     def _lock(self, writes: Sequence[Write]) -> dict[int | str, AccountRow]:
         ids, codes = _references(writes)
         return _by_id_and_code(self.store.lock_accounts(ids, codes))

@@ -74,6 +74,16 @@ def _metadata(payment: Payment, attempt: PaymentAttempt) -> dict[str, str]:
 
 
 _WRITES = "settlement.payments.ledger_writes"
+_LAST_BATCH = "settlement.payments.ledger_last_batch"
+_COMMIT_WITH_BATCH = "settlement.payments.commit_with_batch"
+
+
+def commit_with_ledger(session: Session) -> None:
+    """Let ``session``'s commit send its last ledger batch and the COMMIT in one round
+    trip (:meth:`~settlement.ledger.service.Ledger.post_batch_with_commit`). The
+    caller must then be ready for :class:`~settlement.ledger.errors.BatchNotCommitted`
+    from the commit, and run the unit of work again without this."""
+    session.info[_COMMIT_WITH_BATCH] = True
 
 
 def _at_commit(session: Session, write: Callable[[Ledger], None]) -> None:
@@ -91,10 +101,27 @@ def _at_commit(session: Session, write: Callable[[Ledger], None]) -> None:
     writes.append(write)
 
 
+def _at_commit_last(session: Session, entries: list[EntrySpec]) -> None:
+    """Post ``entries`` when ``session`` commits, after every other write: entries
+    whose results nobody reads, so that (see :func:`commit_with_ledger`) they can go
+    out with the COMMIT itself."""
+    assert _LAST_BATCH not in session.info, "one last batch per transaction"
+    session.info[_LAST_BATCH] = entries
+    _at_commit(session, _NOTHING)
+
+
+def _nothing(_ledger: Ledger) -> None:
+    return None
+
+
+_NOTHING = _nothing
+
+
 def _write_ledger(session: Session) -> None:
     writes = session.info.pop(_WRITES, None)
     if not writes:
         return
+    last = session.info.pop(_LAST_BATCH, None)
     # The payment and its attempt in one statement where it can; the flush writes
     # whatever else changed.
     write_changes(session, list(session.dirty))
@@ -103,6 +130,14 @@ def _write_ledger(session: Session) -> None:
     try:
         for write in writes:
             write(ledger)
+        if last is None:
+            return
+        if session.dirty or session.new or session.deleted:
+            write_changes(session, list(session.dirty))
+            session.flush()
+        if session.info.get(_COMMIT_WITH_BATCH) and ledger.post_batch_with_commit(last):
+            return
+        ledger.post_batch(last)
     except LedgerError as error:
         # Never commit the payment's side without its ledger side.
         error.durable = False
@@ -261,9 +296,7 @@ def _authorized(session: Session, payment: Payment, attempt: PaymentAttempt, out
                          [debit(receivable, attempt.amount, cur), credit(clearing, attempt.amount, cur)],
                          description=f"sale of payment {payment.id}", metadata=meta),
                    _split_entry(payment, attempt, split, meta)]
-        def book(ledger: Ledger) -> None:
-            ledger.post_batch(entries)
-        _at_commit(session, book)
+        _at_commit_last(session, entries)
         payment.amount_captured = attempt.amount
         _add_split(payment, split)
         return

@@ -37,6 +37,7 @@ from settlement.config import Settings
 from settlement.db import SessionFactory, unit_of_work
 from settlement.db.types import utcnow
 from settlement.errors import SettlementError
+from settlement.ledger.errors import BatchNotCommitted
 from settlement.payments.errors import refusal_from
 from settlement.payments.models import AttemptState, CaptureMethod, Payment, PaymentAttempt
 from settlement.payments.rails import Rails
@@ -124,11 +125,13 @@ def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Paymen
             ) -> tuple[Payment, PaymentAttempt]:
     outcome = outcomes.call(call.operation)
     try:
-        with unit_of_work(ctx.factory) as session:
-            payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
-                                                   payment_id=call.payment_id, stored=call.stored)
-            error = refusal_of(attempt)
-            hooks.finish(session, result_of(payment, attempt), error)
+        try:
+            payment, attempt, error = _record(ctx, call, outcome, hooks, result_of, with_commit=True)
+        except BatchNotCommitted:
+            # The ledger batch sent with the COMMIT needs the general path: nothing was
+            # written. Record the outcome again, the batch posted and answered as usual.
+            hooks.discard()
+            payment, attempt, error = _record(ctx, call, outcome, hooks, result_of, with_commit=False)
     except BaseException as exc:
         # The ledger is written at commit, after finish: a refusal there rolls back
         # the answer finish prepared (a durable one was committed with it).
@@ -138,6 +141,21 @@ def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Paymen
     if error is not None:
         raise error
     return payment, attempt
+
+
+def _record(ctx: Context, call: _Call, outcome: outcomes.Outcome, hooks: Hooks,
+            result_of: Callable[[Payment, PaymentAttempt], object], *, with_commit: bool
+            ) -> tuple[Payment, PaymentAttempt, SettlementError | None]:
+    """Step 3 in one unit of work. ``with_commit``: the last ledger batch may go out
+    with the COMMIT (see :func:`apply.commit_with_ledger`)."""
+    with unit_of_work(ctx.factory) as session:
+        if with_commit:
+            apply.commit_with_ledger(session)
+        payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
+                                               payment_id=call.payment_id, stored=call.stored if with_commit else None)
+        error = refusal_of(attempt)
+        hooks.finish(session, result_of(payment, attempt), error)
+    return payment, attempt, error
 
 
 def _payment(payment: Payment, _attempt: PaymentAttempt) -> object:
