@@ -9,11 +9,12 @@ the flush that follows has nothing left to write for them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, inspect, text
-from sqlalchemy.orm import InstanceState, Session
+from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from settlement.db.direct import Direct
@@ -21,11 +22,19 @@ from settlement.db.direct import Direct
 _STATEMENTS: dict[tuple[tuple[str, tuple[str, ...]], ...], tuple[Direct, list[list[tuple[str, str]]]]] = {}
 
 
+@functools.cache
+def _plain(mapper: Mapper[Any]) -> bool:
+    """Whether an UPDATE of the mapper's table is only what changed: no column has a
+    value computed on update, and no version counter."""
+    return mapper.inherits is None and mapper.version_id_col is None and not any(
+        column.onupdate is not None or column.server_onupdate is not None for column in mapper.local_table.columns)
+
+
 def _changes(state: InstanceState[Any]) -> dict[str, Any] | None:
     """Attribute -> new value of every column attribute whose value changed; None if
-    the object cannot be written here (not persistent, or a change other than a
-    plain column value, such as a primary key)."""
-    if not state.persistent or state.mapper.inherits is not None:
+    the object cannot be written here (not persistent, a table whose updates compute
+    values, or a change other than a plain column value, such as a primary key)."""
+    if not state.persistent or not _plain(state.mapper):
         return None
     changed: dict[str, Any] = {}
     for key, old in state.committed_state.items():

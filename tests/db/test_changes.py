@@ -6,7 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Integer, String, event, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from settlement.db import unit_of_work
@@ -82,3 +83,29 @@ def test_objects_of_another_session_are_left_to_the_flush(pg_database: Database)
         with unit_of_work(pg_database.factory) as session:
             assert not write_changes(session, [stranger])
     assert _stored(pg_database, first_id)[0] == "first"
+
+
+class _Scratch(DeclarativeBase):
+    pass
+
+
+class _Stamped(_Scratch):
+    """A table whose updates compute a value (a temporary table of the test's own)."""
+
+    __tablename__ = "stamped"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    touched: Mapped[int] = mapped_column(Integer, onupdate=lambda: 7)
+
+
+def test_a_table_whose_updates_compute_values_is_left_to_the_flush(pg_database: Database) -> None:
+    with pg_database.factory() as session:
+        session.execute(text("CREATE TEMP TABLE stamped (id integer PRIMARY KEY, name text, touched integer)"))
+        row = _Stamped(id=1, name="a", touched=0)
+        session.add(row)
+        session.flush()
+        row.name = "b"
+        assert not write_changes(session, [row])
+        session.flush()
+        assert session.execute(text("SELECT name, touched FROM stamped")).one() == ("b", 7)
+        session.rollback()
