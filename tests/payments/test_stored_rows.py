@@ -66,6 +66,18 @@ def _row(db: Database, model: type[Any], row_id: int) -> dict[str, Any]:
         return {attr.key: getattr(obj, attr.key) for attr in inspect(model).column_attrs}
 
 
+def _as_stored(db: Database, payment: Payment) -> bool:
+    """Whether the payment a flow answered is its row as stored, column by column."""
+    answered = {attr.key: getattr(payment, attr.key) for attr in inspect(Payment).column_attrs}
+    return answered == _row(db, Payment, payment.id)
+
+
+def _attempt_id(db: Database, reference: str) -> int:
+    with unit_of_work(db.factory) as session:
+        return int(session.execute(text("SELECT id FROM payment_attempts WHERE reference = :r"),
+                                   {"r": reference}).scalar_one())
+
+
 def _sound(db: Database) -> None:
     with db.factory() as session:
         assert ledger_violations(session) == []
@@ -89,8 +101,7 @@ def test_a_sale_answers_exactly_what_is_stored(ctx: Context, pg_database: Databa
         event.remove(engine, "before_cursor_execute", listener)
     # Taken as stored: the outcome locked the rows by their version, never read them.
     assert not any(s.lstrip().upper().startswith("SELECT PAYMENTS.") for s in statements), statements
-    answered = {attr.key: getattr(payment, attr.key) for attr in inspect(Payment).column_attrs}
-    assert answered == _row(pg_database, Payment, payment.id)
+    assert _as_stored(pg_database, payment)
     assert payment.state == PaymentState.CAPTURED.value
     assert payment.commission_rate == Decimal("0.035")
     assert payment.seller_captured == 123456 - 4320   # 3.5 % of 1234.56 is 43.20 RUB (43.2096, rounded down)
@@ -118,8 +129,7 @@ def test_rows_changed_during_the_rail_call_are_read_again(ctx: Context, pg_datab
     stored = _row(pg_database, PaymentAttempt, attempt_id)
     assert stored["checks"] == 1                   # the change made meanwhile is kept
     assert stored["state"] == AttemptState.SUCCEEDED.value
-    answered = {attr.key: getattr(payment, attr.key) for attr in inspect(Payment).column_attrs}
-    assert answered == _row(pg_database, Payment, payment.id)
+    assert _as_stored(pg_database, payment)
     assert payment.description == "changed meanwhile"
     assert payment.state == PaymentState.CAPTURED.value
     assert _entries(pg_database, payment.id) == 2
@@ -131,9 +141,8 @@ def test_an_outcome_applied_during_the_rail_call_is_booked_once(ctx: Context, pg
 
     def notified(reference: str, result: RailResult) -> None:
         # The rail's notification arrives first and is applied by another transaction.
+        attempt_id = _attempt_id(pg_database, reference)
         with unit_of_work(pg_database.factory) as session:
-            attempt_id = session.execute(text("SELECT id FROM payment_attempts WHERE reference = :r"),
-                                         {"r": reference}).scalar_one()
             apply.apply_outcome(session, attempt_id, outcomes.call(lambda: result), ctx.terms, ctx.clock())
 
     meddling = dataclasses.replace(ctx, rails=_Rails(ctx.rails, notified))
@@ -189,9 +198,8 @@ def test_a_batch_sent_to_the_general_path_is_recorded_again(ctx: Context, pg_dat
     def split_key_taken(reference: str, _result: RailResult) -> None:
         # Another entry already holds the key of the sale's split: the batch sent with
         # the COMMIT is declined, and the general path refuses the key's reuse.
+        attempt_id = _attempt_id(pg_database, reference)
         with unit_of_work(pg_database.factory) as session:
-            attempt_id = session.execute(text("SELECT id FROM payment_attempts WHERE reference = :r"),
-                                         {"r": reference}).scalar_one()
             receivable, commission = accounts.receivable("mir", "RUB"), accounts.commission("RUB")
             Ledger(session).post(EntrySpec(ledger_key(attempt_id, "split"), [debit(receivable, 1, "RUB"),
                                                                              credit(commission, 1, "RUB")]))
