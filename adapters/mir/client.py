@@ -69,7 +69,7 @@ from adapters.mir.terms import (
     is_mir_bin,
     moscow_now,
 )
-from adapters.mir.transport import exchange
+from adapters.mir.transport import Link
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class MirRail:
         self._terminal_id = terminal_id
         self._merchant_id = merchant_id
         self._timeout = timeout
+        self._link = Link(host, port, timeout)
 
     @classmethod
     def from_config(cls, config: Mapping[str, str]) -> MirRail:
@@ -250,7 +251,7 @@ class MirRail:
             raise Malformed(str(exc), rail=RAIL) from None
         logger.debug("mir %s ref=%s rrn=%s pan=%s amount=%s", mti, reference, rrn,
                      masked_pan or "-", fields.get("4", "-"))
-        answer_raw = exchange(self._host, self._port, raw, self._timeout)
+        answer_raw = self._link.exchange(raw)
         try:
             answer = protocol.decode(answer_raw)
         except ProtocolError as exc:
