@@ -19,11 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from settlement.db.session import raw_rows
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,7 @@ class Direct:
         values = compiled.compiled.construct_params(dict(params), _check=True)
         for name, processor in compiled.processors.items():
             values[name] = processor(values[name])
-        raw = session.connection().connection.driver_connection
-        assert raw is not None, "the session's connection is not open"
-        with raw.cursor() as cursor:
-            if raw.info.transaction_status == TransactionStatus.IDLE:
-                with raw.pipeline():
-                    cursor.execute(compiled.sql, values, prepare=True)
-            else:
-                cursor.execute(compiled.sql, values, prepare=True)
-            found = cursor.fetchall() if cursor.description is not None else []
-        return [tuple(row) for row in found]
+        return raw_rows(session, compiled.sql, values)
 
     def first(self, session: Session, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         found = self.rows(session, params)

@@ -49,9 +49,10 @@ def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
         session.close()
 
 
-def first_row(session: Session, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+def raw_rows(session: Session, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """PostgreSQL only: run ``sql`` (psycopg's ``%(name)s`` placeholders, prepared) on
-    the session's connection and return its first row.
+    the session's own connection, inside its transaction, and return its rows (none
+    for a statement that returns none).
 
     When it opens the transaction, psycopg's BEGIN goes out in the same round trip
     (pipeline mode) instead of one of its own before it."""
@@ -61,8 +62,14 @@ def first_row(session: Session, sql: str, params: Mapping[str, Any]) -> tuple[An
         if raw.info.transaction_status == TransactionStatus.IDLE:
             with raw.pipeline():
                 cursor.execute(sql, params, prepare=True)
-                row = cursor.fetchone()
         else:
             cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
-    return None if row is None else tuple(row)
+        # Rows are tuples already (the connection's default row factory).
+        found: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description is not None else []
+    return found
+
+
+def first_row(session: Session, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The first row of :func:`raw_rows`, None if there is none."""
+    found = raw_rows(session, sql, params)
+    return found[0] if found else None

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect, text
 from sqlalchemy.orm import Session
 
+from settlement.db.session import raw_rows
 from settlement.db.types import UTCDateTime
 from settlement.ledger.errors import BatchNotCommitted
 from settlement.ledger.models import AccountType, Side
@@ -348,19 +348,7 @@ class PostgresStore(LedgerStore):
         connection, inside the session's transaction. The three statements of every
         write skip SQLAlchemy's statement machinery (about a third of a transfer's
         client CPU); ``prepare=True`` makes PostgreSQL plan each once per connection."""
-        raw = self.session.connection().connection.driver_connection
-        assert raw is not None, "the session's connection is not open"
-        with raw.cursor() as cursor:
-            if raw.info.transaction_status == TransactionStatus.IDLE:
-                # First statement of the transaction: in pipeline mode psycopg sends
-                # its BEGIN in the same round trip instead of waiting for it first.
-                with raw.pipeline():
-                    cursor.execute(sql, params, prepare=True)
-                    rows: list[tuple[Any, ...]] = cursor.fetchall()
-            else:
-                cursor.execute(sql, params, prepare=True)
-                rows = cursor.fetchall()
-        return rows
+        return raw_rows(self.session, sql, params)
 
     def claim_keys(self, keys: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, RefusalRow]]:
         return self._split_keys(self._rows(_PG_CLAIM, {"keys": list(keys)}))
