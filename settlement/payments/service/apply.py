@@ -107,14 +107,11 @@ def _at_commit_last(session: Session, entries: list[EntrySpec]) -> None:
     out with the COMMIT itself."""
     assert _LAST_BATCH not in session.info, "one last batch per transaction"
     session.info[_LAST_BATCH] = entries
-    _at_commit(session, _NOTHING)
+    _at_commit(session, _nothing)   # hooks the commit; the batch follows the other writes
 
 
 def _nothing(_ledger: Ledger) -> None:
     return None
-
-
-_NOTHING = _nothing
 
 
 def _write_ledger(session: Session) -> None:
