@@ -53,10 +53,10 @@ class _Rails:
         return _Meddling(self._rails.get(name), self._meddle)
 
 
-def _sale(ctx: Context, merchant_id: int, amount: int = 123456) -> Payment:
+def _sale(ctx: Context, merchant_id: int, amount: int = 123456, quote_id: int | None = None) -> Payment:
     return flows.create_payment(ctx, NewPayment(merchant_id=merchant_id, amount=amount, currency="RUB", rail="mir",
                                                 method=PaymentMethod(MethodKind.CARD, pan=PAN, expiry="3112"),
-                                                capture_method=CaptureMethod.AUTOMATIC))
+                                                capture_method=CaptureMethod.AUTOMATIC, fx_quote_id=quote_id))
 
 
 def _row(db: Database, model: type[Any], row_id: int) -> dict[str, Any]:
@@ -157,21 +157,32 @@ def test_an_outcome_applied_during_the_rail_call_is_booked_once(ctx: Context, pg
     _sound(pg_database)
 
 
-def test_a_wrong_cached_settlement_currency_is_read_again(ctx: Context, pg_database: Database) -> None:
+@pytest.mark.parametrize("with_quote", [False, True])
+def test_a_wrong_cached_settlement_currency_is_read_again(ctx: Context, pg_database: Database,
+                                                          with_quote: bool) -> None:
+    from settlement.fx import service as fx
+
     load_rates(pg_database.factory)
     seller = make_merchant(pg_database.factory, "CNY")
+    quote_id = None
+    if with_quote:
+        with unit_of_work(pg_database.factory) as session:
+            quote_id = fx.create_quote(session, "RUB", "CNY", spread=Decimal("0.005"), ttl_seconds=300).id
     with pg_database.factory() as session:
         key = (session.get_bind().engine.url, seller)
     # As if the database had been recreated under the same URL with another merchant.
+    # With a quote, the cached currency alone would refuse it ("no FX quote applies").
     merchants._CURRENCIES[key] = "RUB"
     try:
-        payment = _sale(ctx, seller)
+        payment = _sale(ctx, seller, quote_id=quote_id)
     finally:
         cached = merchants._CURRENCIES.pop(key, None)
     assert cached == "CNY"
     assert payment.settlement_currency == "CNY"
     assert payment.fx_rate is not None
     assert payment.fx_quote_id is not None
+    if with_quote:
+        assert payment.fx_quote_id == quote_id
     assert _row(pg_database, Payment, payment.id)["settlement_currency"] == "CNY"
     with pg_database.factory() as session:
         assert session.execute(text("SELECT count(*) FROM payments")).scalar_one() == 1

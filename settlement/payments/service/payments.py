@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import NamedColumn
 from adapters.base import PaymentMethod, PaymentRail
 from settlement.db.direct import Direct
 from settlement.db.types import UTCDateTime
+from settlement.errors import SettlementError
 from settlement.fx import service as fx
 from settlement.fx.errors import QuoteMismatch
 from settlement.ledger import HoldStatus, Ledger, LedgerError
@@ -119,14 +120,21 @@ def create_payment(session: Session, command: NewPayment, rail: PaymentRail, *, 
         merchant = get_merchant(session, command.merchant_id)
         scur, commission = merchant.settlement_currency, merchant.commission_rate
     quote = None
-    if scur != command.currency:
-        quote = (fx.usable_quote(session, command.fx_quote_id, command.currency, scur, now)
-                 if command.fx_quote_id is not None else
-                 fx.create_quote(session, command.currency, scur, spread=terms.fx_spread,
-                                 ttl_seconds=terms.fx_quote_ttl_seconds, now=now))
-    elif command.fx_quote_id is not None:
-        raise QuoteMismatch(f"merchant {command.merchant_id} settles in {scur}, the payment's own currency: "
-                            "no FX quote applies", quote_id=command.fx_quote_id)
+    try:
+        if scur != command.currency:
+            quote = (fx.usable_quote(session, command.fx_quote_id, command.currency, scur, now)
+                     if command.fx_quote_id is not None else
+                     fx.create_quote(session, command.currency, scur, spread=terms.fx_spread,
+                                     ttl_seconds=terms.fx_quote_ttl_seconds, now=now))
+        elif command.fx_quote_id is not None:
+            raise QuoteMismatch(f"merchant {command.merchant_id} settles in {scur}, the payment's own currency: "
+                                "no FX quote applies", quote_id=command.fx_quote_id)
+    except SettlementError:
+        if in_one and not _reread:
+            # Refused on the cached currency: decide again on the merchant's row.
+            forget_settlement_currency(session, command.merchant_id)
+            return create_payment(session, command, rail, terms=terms, now=now, authorize=authorize, _reread=True)
+        raise
     payment = Payment(
         merchant_id=command.merchant_id, rail=command.rail, amount=command.amount, currency=command.currency,
         capture_method=command.capture_method.value, state=PaymentState.REQUIRES_AUTHORIZATION.value,
