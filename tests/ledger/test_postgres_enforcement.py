@@ -42,6 +42,16 @@ def _insert_posting(cur: psycopg.Cursor[tuple[object, ...]], entry_id: int, acco
                 (entry_id, account_id, side, amount, currency))
 
 
+def _raw_transfer(cur: psycopg.Cursor[tuple[object, ...]], key: str, debit_account: int, credit_account: int,
+                  debited: int, credited: int) -> int:
+    """An entry written by raw SQL: ``debited`` on one account, ``credited`` on the
+    other (unbalanced when they differ); its id."""
+    entry_id = _insert_entry(cur, key)
+    _insert_posting(cur, entry_id, debit_account, "D", debited)
+    _insert_posting(cur, entry_id, credit_account, "C", credited)
+    return entry_id
+
+
 def _refused_at_commit(conn: psycopg.Connection[tuple[object, ...]], entry_id: object) -> None:
     """Committing ``conn`` fails because entry ``entry_id`` does not balance."""
     with pytest.raises(errors.CheckViolation, match=f"entry {entry_id} does not balance"):
@@ -51,9 +61,7 @@ def _refused_at_commit(conn: psycopg.Connection[tuple[object, ...]], entry_id: o
 def test_unbalanced_entry_is_refused_at_commit(seeded: tuple[Database, int, int, int]) -> None:
     database, bank, w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:
-        entry_id = _insert_entry(cur, "raw-unbalanced")
-        _insert_posting(cur, entry_id, bank, "D", 100)
-        _insert_posting(cur, entry_id, w, "C", 99)
+        entry_id = _raw_transfer(cur, "raw-unbalanced", bank, w, 100, 99)
         _refused_at_commit(conn, entry_id)
     with _raw(database) as conn:
         assert conn.execute("SELECT count(*) FROM ledger_entries WHERE idempotency_key = 'raw-unbalanced'"
@@ -67,9 +75,7 @@ def test_every_entry_of_a_transaction_is_checked(seeded: tuple[Database, int, in
     with _raw(database) as conn, conn.cursor() as cur:
         ids = []
         for key, credit_amount in (("tx-a", 10), ("tx-b", 9), ("tx-c", 10)):
-            entry_id = _insert_entry(cur, key)
-            _insert_posting(cur, entry_id, bank, "D", 10)
-            _insert_posting(cur, entry_id, w, "C", credit_amount)
+            entry_id = _raw_transfer(cur, key, bank, w, 10, credit_amount)
             ids.append(entry_id)
         _refused_at_commit(conn, ids[1])
     with _raw(database) as conn:
@@ -82,23 +88,17 @@ def test_entry_written_after_an_early_check_is_checked(seeded: tuple[Database, i
     after it is not covered by that check and is checked at commit."""
     database, bank, w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:
-        first = _insert_entry(cur, "early-a")
-        _insert_posting(cur, first, bank, "D", 10)
-        _insert_posting(cur, first, w, "C", 10)
+        _raw_transfer(cur, "early-a", bank, w, 10, 10)
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
-        second = _insert_entry(cur, "early-b")
-        _insert_posting(cur, second, bank, "D", 10)
-        _insert_posting(cur, second, w, "C", 7)
+        second = _raw_transfer(cur, "early-b", bank, w, 10, 7)
         _refused_at_commit(conn, second)
 
 
 def test_balanced_raw_entry_is_accepted(seeded: tuple[Database, int, int, int]) -> None:
     database, bank, w, _ = seeded
     with _raw(database) as conn, conn.cursor() as cur:
-        entry_id = _insert_entry(cur, "raw-balanced")
-        _insert_posting(cur, entry_id, bank, "D", 40)
-        _insert_posting(cur, entry_id, w, "C", 40)
+        _raw_transfer(cur, "raw-balanced", bank, w, 40, 40)
         conn.commit()
 
 
@@ -179,9 +179,7 @@ def test_the_balance_check_is_queued_again_after_a_rolled_back_savepoint(
         cur.execute("SAVEPOINT s")
         _insert_entry(cur, "sp-gone")
         cur.execute("ROLLBACK TO SAVEPOINT s")
-        entry_id = _insert_entry(cur, "sp-bad")
-        _insert_posting(cur, entry_id, bank, "D", 10)
-        _insert_posting(cur, entry_id, w, "C", 8)
+        entry_id = _raw_transfer(cur, "sp-bad", bank, w, 10, 8)
         _refused_at_commit(conn, entry_id)
 
 
