@@ -1,0 +1,381 @@
+"""What a sale costs at the least on this machine, whatever the API's own code does.
+
+    python bench/floor.py                    # 32 clients, 10 s per part
+    python bench/floor.py --clients 32 --seconds 15
+
+``bench/api.py`` measures the API as it is. This measures, one at a time and under
+the same concurrency, the parts every sale needs whatever the code between them does,
+and adds up their CPU time per sale. Two cores cannot carry more sales per second than
+2,000 ms divided by that sum.
+
+* ``database``: a sale's writes on the real schema (every trigger, constraint and
+  index the migrations create), sent in the fewest round trips a sale can have. The
+  intent before the rail call is one transaction of one statement: the idempotency
+  key, the payment and its attempt. The outcome after it is one pipelined round trip:
+  one statement updating the payment, the attempt and the key and inserting the
+  reconciliation expectation and the webhook event, then the capture and the split
+  through the ledger's own function (``ledger_post_batch_strict``), then COMMIT.
+  Two reductions of it show where the time goes: the same without the ledger, and
+  two bare transactions of one small row each (the cost of committing twice).
+* ``rail``: one Mir sale (an authorization that captures) through the Mir client
+  against the simulator: the simulator's CPU and the client's.
+* ``http``: a FastAPI endpoint under ``settlement serve``'s server (uvicorn, the same
+  number of workers) that validates the sale's request body with the API's own
+  request model and answers a body as long as the API's: no database, no rail. The
+  load generator is the one ``bench/api.py`` uses; its CPU is counted too.
+
+CPU is read from /proc per role, as ``bench/api.py`` does; a part's throughput is
+printed for reference only (the Python clients of the database and rail parts are
+not tuned to saturate anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from api import PAN, CpuWatch, _fresh_database, _ready, _setup, _wait_for, run_scenario  # noqa: E402
+
+from settlement.db.migrate import upgrade  # noqa: E402
+from settlement.payments.schemas import PaymentCreate  # noqa: E402
+
+AMOUNT, COMMISSION = 123456, 6172   # 1234.56 RUB, 5 % commission rounded down
+
+# -- the database part ---------------------------------------------------------------
+
+INTENT = """
+WITH ids AS (SELECT nextval(pg_get_serial_sequence('payments', 'id')) AS p,
+                    nextval(pg_get_serial_sequence('payment_attempts', 'id')) AS a),
+key AS (INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_until,
+                                      resource_type, resource_id, extra)
+        SELECT 1, %(key)s, %(hash)s, 'POST', '/v1/payments', 'in_flight', now(), now() + interval '2 minutes',
+               'payment', ids.p, '{}' FROM ids
+        ON CONFLICT (api_key_id, key) DO NOTHING RETURNING id),
+pay AS (INSERT INTO payments (id, merchant_id, rail, amount, currency, capture_method, state, method_kind,
+                              method_display, description, settlement_currency, commission_rate, amount_authorized,
+                              amount_captured, amount_voided, amount_refunded, commission_captured, seller_captured,
+                              fx_mid_captured, commission_refunded, seller_refunded, fx_mid_refunded,
+                              in_flight_attempt_id, metadata, created_at, updated_at)
+        SELECT ids.p, m.id, 'mir', %(amount)s, 'RUB', 'automatic', 'authorizing', 'card', '220000******0004', '',
+               m.settlement_currency, m.commission_rate, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ids.a, '{}', now(), now()
+          FROM ids, merchants m WHERE m.id = %(merchant)s RETURNING id),
+att AS (INSERT INTO payment_attempts (id, payment_id, operation, reference, amount, currency, state, final, reason,
+                                      booking, created_at, next_check_at, checks)
+        SELECT ids.a, ids.p, 'authorize', %(reference)s, %(amount)s, 'RUB', 'pending', false, '', '{}', now(),
+               now() + interval '2 minutes', 0 FROM ids RETURNING id)
+SELECT ids.p, ids.a, (SELECT id FROM key), (SELECT count(*) FROM pay), (SELECT count(*) FROM att) FROM ids
+"""
+
+OUTCOME = """
+WITH att AS (UPDATE payment_attempts SET state = 'succeeded', rail_reference = %(rrn)s, response_code = '00',
+                    approval_code = '123456', completed_at = now(), next_check_at = NULL
+              WHERE id = %(attempt)s AND state = 'pending' RETURNING id),
+pay AS (UPDATE payments SET state = 'captured', amount_authorized = %(amount)s, amount_captured = %(amount)s,
+               commission_captured = %(commission)s, seller_captured = %(seller)s, in_flight_attempt_id = NULL,
+               rail_reference = %(rrn)s, updated_at = now()
+         WHERE id = %(payment)s AND in_flight_attempt_id = %(attempt)s RETURNING id),
+exp AS (INSERT INTO recon_expectations (rail, kind, reference, rail_reference, rrn, amount, signed_amount, currency,
+                                        expected_fee, transaction_date, expected_settlement_date, missing_after,
+                                        payment_id, status, metadata, created_at)
+        VALUES ('mir', 'payment', %(reference)s, %(rrn)s, %(rrn)s, %(amount)s, %(amount)s, 'RUB', 1852,
+                current_date, current_date + 1, current_date + 3, %(payment)s, 'open', '{}', now())
+        ON CONFLICT (rail, kind, reference) DO NOTHING RETURNING id),
+evt AS (INSERT INTO webhook_events (public_id, key, type, data, created_at)
+        VALUES (%(event)s, %(event_key)s, 'payment.captured', %(event_data)s, now()) RETURNING id),
+key AS (UPDATE idempotency_keys SET state = 'done', status_code = 201, content_type = 'application/json',
+               response_body = %(body)s, completed_at = now() WHERE id = %(key)s RETURNING id)
+SELECT (SELECT count(*) FROM att) + (SELECT count(*) FROM pay) + (SELECT count(*) FROM exp)
+       + (SELECT count(*) FROM evt) + (SELECT count(*) FROM key)
+"""
+
+LEDGER = "SELECT ledger_post_batch_strict(%s::json, %s::json)"
+
+BARE_INTENT = """
+INSERT INTO idempotency_keys (api_key_id, key, request_hash, method, path, state, created_at, locked_until, extra)
+VALUES (1, %(key)s, %(hash)s, 'POST', '/v1/payments', 'in_flight', now(), now() + interval '2 minutes', '{}')
+RETURNING id
+"""
+
+BARE_OUTCOME = "UPDATE idempotency_keys SET state = 'done', status_code = 201, completed_at = now() WHERE id = %s"
+
+# An answer as long as the API's answer to a sale (about 800 bytes).
+ANSWER = json.dumps({"id": 1, "state": "captured", "merchant_id": 1, "rail": "mir", "amount": "1234.56",
+                     "currency": "RUB", "capture_method": "automatic", "amount_authorized": "1234.56",
+                     "amount_capturable": "0.00", "amount_captured": "1234.56", "amount_voided": "0.00",
+                     "amount_refunded": "0.00", "commission": "61.72", "settlement_currency": "RUB",
+                     "seller_amount": "1172.84", "fx": None, "payment_method": "220000******0004",
+                     "rail_reference": "812333361665", "operation_in_progress": None, "failure_code": None,
+                     "failure_message": None, "description": "", "buyer_reference": None, "metadata": {},
+                     "created_at": "2026-11-22T07:37:18.821850Z", "updated_at": "2026-11-22T07:37:18.826727Z"})
+
+
+def _ledger_batch(payment: int, attempt: int, merchant: int, reference: str) -> tuple[str, str]:
+    meta = {"payment_id": str(payment), "attempt_id": str(attempt), "merchant_id": str(merchant), "rail": "mir",
+            "reference": reference}
+    capture, split = f"payments:attempt:{attempt}:capture", f"payments:attempt:{attempt}:split"
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    entries = [{"k": capture, "h": uuid.uuid4().hex * 2, "kind": "payment.capture", "eff": now,
+                "d": f"sale of payment {payment}", "m": meta},
+               {"k": split, "h": uuid.uuid4().hex * 2, "kind": "payment.split", "eff": now,
+                "d": f"split of capture {attempt} of payment {payment}", "m": meta}]
+    postings = [{"k": capture, "code": "rail:mir:receivable:RUB", "s": "D", "amt": AMOUNT, "c": "RUB"},
+                {"k": capture, "code": "payments:clearing:RUB", "s": "C", "amt": AMOUNT, "c": "RUB"},
+                {"k": split, "code": "payments:clearing:RUB", "s": "D", "amt": AMOUNT, "c": "RUB"},
+                {"k": split, "code": "marketplace:commission:RUB", "s": "C", "amt": COMMISSION, "c": "RUB"},
+                {"k": split, "code": f"merchant:{merchant}:payable:RUB", "s": "C", "amt": AMOUNT - COMMISSION,
+                 "c": "RUB"}]
+    return json.dumps(entries), json.dumps(postings)
+
+
+def _sale(conn: psycopg.Connection[Any], merchant: int, *, ledger: bool) -> None:
+    """One sale's writes: the intent, then the outcome (the rail call between them is
+    another part of this bench)."""
+    reference = "au" + uuid.uuid4().hex[:22]
+    with conn.pipeline(), conn.transaction():
+        cursor = conn.execute(INTENT, {"key": uuid.uuid4().hex, "hash": uuid.uuid4().hex * 2, "amount": AMOUNT,
+                                    "merchant": merchant, "reference": reference})
+    row = cursor.fetchone()
+    if row is None or row[2] is None or row[3] != 1 or row[4] != 1:
+        raise RuntimeError(f"the intent was not written: {row}")
+    payment, attempt, key = row[0], row[1], row[2]
+    rrn = str(uuid.uuid4().int)[:12]
+    data = json.dumps({"payment_id": payment, "state": "captured", "amount": "1234.56", "currency": "RUB",
+                       "rail_reference": rrn})
+    with conn.pipeline(), conn.transaction():
+        outcome = conn.execute(OUTCOME, {"rrn": rrn, "attempt": attempt, "payment": payment, "amount": AMOUNT,
+                                         "commission": COMMISSION, "seller": AMOUNT - COMMISSION,
+                                         "reference": reference, "event": "evt_" + uuid.uuid4().hex,
+                                         "event_key": f"payment:{payment}:captured:{attempt}", "event_data": data,
+                                         "body": ANSWER.encode(), "key": key})
+        posted = conn.execute(LEDGER, _ledger_batch(payment, attempt, merchant, reference)) if ledger else None
+    counted = outcome.fetchone()
+    if counted is None or counted[0] != 5:
+        raise RuntimeError(f"the outcome wrote {counted} of its 5 rows")
+    if posted is not None and posted.fetchone() is None:
+        raise RuntimeError("the ledger wrote nothing")
+
+
+def _bare(conn: psycopg.Connection[Any], _merchant: int) -> None:
+    with conn.pipeline(), conn.transaction():
+        cursor = conn.execute(BARE_INTENT, {"key": uuid.uuid4().hex, "hash": uuid.uuid4().hex * 2})
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the key was not written")
+    with conn.pipeline(), conn.transaction():
+        conn.execute(BARE_OUTCOME, (row[0],))
+
+
+def _drive(clients: int, seconds: float, work: Callable[[int], None]) -> tuple[int, float]:
+    """Run ``work(client)`` in ``clients`` threads until ``seconds`` have passed; the
+    number of calls done and the time taken."""
+    done = [0] * clients
+    failures: list[BaseException] = []
+    deadline = time.perf_counter() + seconds
+
+    def client(n: int) -> None:
+        try:
+            while time.perf_counter() < deadline:
+                work(n)
+                done[n] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            failures.append(exc)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"a client failed: {failures[0]!r}")
+    return sum(done), time.perf_counter() - started
+
+
+def database_parts(url: str, merchant: int, clients: int, seconds: float) -> dict[str, tuple[int, float, float]]:
+    """Sales, seconds and PostgreSQL CPU ms per sale for each reduction of the sale."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    connections = [psycopg.connect(conninfo) for _ in range(clients)]
+    watch = CpuWatch(url.rsplit("/", 1)[1], -1, -1)
+    results = {}
+    try:
+        variants: dict[str, Callable[[psycopg.Connection[Any], int], None]] = {
+            "two bare commits": _bare,
+            "the sale without the ledger": lambda conn, merchant: _sale(conn, merchant, ledger=False),
+            "the sale": lambda conn, merchant: _sale(conn, merchant, ledger=True),
+        }
+        for name, variant in variants.items():
+            _drive(clients, 1, lambda n, v=variant: v(connections[n], merchant))  # type: ignore[misc]  # warm-up
+            before = watch.snapshot(os.getpid())
+            sales, elapsed = _drive(clients, seconds, lambda n, v=variant: v(connections[n], merchant))  # type: ignore[misc]
+            cpu = watch.since(before, os.getpid())
+            results[name] = (sales, elapsed, cpu["pg"] * 1000 / sales)
+    finally:
+        for conn in connections:
+            conn.close()
+    return results
+
+
+def _open_sale_accounts(url: str) -> None:
+    """The accounts a RUB sale over Mir posts to, opened as the API opens them."""
+    from settlement.db import make_engine, make_session_factory, unit_of_work
+    from settlement.payments import accounts
+
+    with unit_of_work(make_session_factory(make_engine(url))) as session:
+        accounts.ensure(session, [accounts.receivable("mir", "RUB"), accounts.clearing("RUB"),
+                                  accounts.commission("RUB")])
+
+
+def _verify_ledger(url: str) -> None:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        unbalanced = conn.execute("SELECT currency FROM ledger_postings GROUP BY currency, pending HAVING "
+                                  "sum(CASE WHEN side = 'D' THEN amount ELSE -amount END) <> 0").fetchall()
+    if unbalanced:
+        raise SystemExit(f"the ledger does not balance in {unbalanced}")
+
+
+# -- the rail part -------------------------------------------------------------------
+
+
+def rail_part(rails_file: Path, simulator: int, clients: int, seconds: float) -> tuple[int, float, float, float]:
+    """Sales, seconds, and the simulator's and the client's CPU ms per sale."""
+    from adapters.base import AuthorizeRequest, MethodKind, PaymentMethod
+    from settlement.payments.rails import Rails, load_config
+
+    rails = Rails(load_config(rails_file))
+    mir = rails.get("mir")
+    method = PaymentMethod(MethodKind.CARD, pan=PAN, expiry="3112")
+
+    def sale(_client: int) -> None:
+        result = mir.authorize(AuthorizeRequest(reference="au" + uuid.uuid4().hex[:22], amount=AMOUNT,
+                                                currency="RUB", method=method, capture=True))
+        if result.status.value != "captured":
+            raise RuntimeError(f"the simulator answered {result}")
+
+    watch = CpuWatch("-", -1, simulator)
+    try:
+        _drive(clients, 1, sale)
+        before = watch.snapshot(os.getpid())
+        sales, elapsed = _drive(clients, seconds, sale)
+        cpu = watch.since(before, os.getpid())
+    finally:
+        rails.close()
+    return sales, elapsed, cpu["rail"] * 1000 / sales, cpu["load"] * 1000 / sales
+
+
+# -- the HTTP part -------------------------------------------------------------------
+
+
+def bare_app() -> Any:
+    """The API's sale endpoint without its work: the same request model and path, an
+    answer of the same length (``uvicorn floor:bare_app --factory``)."""
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    app = FastAPI()
+    body = ANSWER.encode()
+
+    @app.post("/v1/payments", status_code=201)
+    def create(payment: PaymentCreate) -> Response:
+        return Response(body, status_code=201, media_type="application/json")
+
+    @app.get("/readyz")
+    def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def http_part(port: int, workers: int, clients: int, seconds: float) -> tuple[int, float, float, float]:
+    """Requests, seconds, and the server's and the load generator's CPU ms per request."""
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "floor:bare_app", "--factory", "--workers",
+                               str(workers), "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                              cwd=HERE, env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{HERE.parent}"})
+    try:
+        _wait_for(lambda: _ready(port), "the bare endpoint")
+        run_scenario(port, "sale", "-", 1, 1, clients, 1)
+        watch = CpuWatch("-", server.pid, -1)
+        result = run_scenario(port, "sale", "-", 1, 1, clients, seconds, watch)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if result["errors"]:
+        raise SystemExit(f"the bare endpoint answered errors: {result['errors']}")
+    requests = len(result["samples"])
+    return requests, result["elapsed"], result["cpu"]["api"] * 1000 / requests, result["cpu"]["load"] * 1000 / requests
+
+
+# -- the whole -----------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the HTTP part")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--pg-host", default=os.environ.get("SETTLEMENT_TEST_PG_HOST", "127.0.0.1"))
+    parser.add_argument("--pg-port", default=os.environ.get("SETTLEMENT_TEST_PG_PORT", "5432"))
+    parser.add_argument("--pg-user", default=os.environ.get("SETTLEMENT_TEST_PG_USER", "postgres"))
+    args = parser.parse_args()
+    if not Path("/proc/stat").exists():
+        raise SystemExit("this bench reads CPU time from /proc (Linux)")
+
+    cores = os.cpu_count() or 1
+    print(f"{args.clients} clients, {args.seconds:g} s per part, {cores} CPUs; "
+          f"load average {os.getloadavg()[0]:.1f} before the run")
+    print(f"{'part':<44}{'per s':>8}   CPU ms per sale")
+    url = _fresh_database(args.pg_host, args.pg_port, args.pg_user, "settlement_bench_floor")
+    upgrade(url)
+    _, merchant, _ = _setup(url)
+    _open_sale_accounts(url)
+    database = database_parts(url, merchant, args.clients, args.seconds)
+    _verify_ledger(url)
+    for name, (sales, elapsed, cpu) in database.items():
+        print(f"{'database: ' + name:<44}{sales / elapsed:>8.0f}{cpu:>10.2f}  PostgreSQL")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-floor-"))
+    rails_file = work / "rails.json"
+    settlement = str(Path(sys.executable).with_name("settlement"))
+    simulator = subprocess.Popen([settlement, "payments", "simulate", "--rails", "mir", "--config-out",
+                                  str(rails_file)], stdout=subprocess.DEVNULL)
+    try:
+        _wait_for(rails_file.exists, "the Mir simulator")
+        sales, elapsed, simulated, client = rail_part(rails_file, simulator.pid, args.clients, args.seconds)
+    finally:
+        simulator.send_signal(signal.SIGINT)
+        simulator.wait(10)
+    print(f"{'rail: Mir sale, simulator':<44}{sales / elapsed:>8.0f}{simulated:>10.2f}")
+    print(f"{'rail: Mir sale, client':<44}{'':>8}{client:>10.2f}")
+
+    requests, elapsed, server, load = http_part(args.port, args.workers, args.clients, args.seconds)
+    print(f"{'http: bare endpoint, server':<44}{requests / elapsed:>8.0f}{server:>10.2f}")
+    print(f"{'http: load generator':<44}{'':>8}{load:>10.2f}")
+
+    floor = database["the sale"][2] + simulated + client + server + load
+    print(f"{'floor (sum of the sale, rail and http)':<44}{'':>8}{floor:>10.2f}")
+    print(f"at most {cores * 1000 / floor:.0f} sales/s on {cores} CPUs busy with nothing else, "
+          f"before the API's own code runs")
+
+
+if __name__ == "__main__":
+    main()
