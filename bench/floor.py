@@ -16,7 +16,10 @@ and adds up their CPU time per sale. Two cores cannot carry more sales per secon
   reconciliation expectation and the webhook event, then the capture and the split
   through the ledger's own function (``ledger_post_batch_strict``), then COMMIT.
   Two reductions of it show where the time goes: the same without the ledger, and
-  two bare transactions of one small row each (the cost of committing twice).
+  two bare transactions of one small row each (the cost of committing twice). One
+  variant shows what grouping would change: ``--group`` sales (8 by default), each
+  with its own intent, record their outcomes in one transaction, their ledger entries
+  in one call, so the accounts every sale shares are locked once for all of them.
 * ``rail``: one Mir sale (an authorization that captures) through the Mir client
   against the simulator: the simulator's CPU and the client's.
 * ``http``: a FastAPI endpoint under ``settlement serve``'s server (uvicorn, the same
@@ -126,7 +129,8 @@ ANSWER = json.dumps({"id": 1, "state": "captured", "merchant_id": 1, "rail": "mi
                      "created_at": "2026-11-22T07:37:18.821850Z", "updated_at": "2026-11-22T07:37:18.826727Z"})
 
 
-def _ledger_batch(payment: int, attempt: int, merchant: int, reference: str) -> tuple[str, str]:
+def _ledger_batch(payment: int, attempt: int, merchant: int, reference: str) -> tuple[list[Any], list[Any]]:
+    """A sale's capture and split, as the ledger's batch function takes them."""
     meta = {"payment_id": str(payment), "attempt_id": str(attempt), "merchant_id": str(merchant), "rail": "mir",
             "reference": reference}
     capture, split = f"payments:attempt:{attempt}:capture", f"payments:attempt:{attempt}:split"
@@ -141,38 +145,54 @@ def _ledger_batch(payment: int, attempt: int, merchant: int, reference: str) -> 
                 {"k": split, "code": "marketplace:commission:RUB", "s": "C", "amt": COMMISSION, "c": "RUB"},
                 {"k": split, "code": f"merchant:{merchant}:payable:RUB", "s": "C", "amt": AMOUNT - COMMISSION,
                  "c": "RUB"}]
-    return json.dumps(entries), json.dumps(postings)
+    return entries, postings
 
 
-def _sale(conn: psycopg.Connection[Any], merchant: int, *, ledger: bool) -> None:
-    """One sale's writes: the intent, then the outcome (the rail call between them is
-    another part of this bench)."""
+def _intent(conn: psycopg.Connection[Any], merchant: int) -> tuple[int, int, int, str]:
+    """A sale's first transaction: its payment, attempt and key (payment, attempt,
+    key ids and the attempt's reference)."""
     reference = "au" + uuid.uuid4().hex[:22]
     with conn.pipeline(), conn.transaction():
         cursor = conn.execute(INTENT, {"key": uuid.uuid4().hex, "hash": uuid.uuid4().hex * 2, "amount": AMOUNT,
-                                    "merchant": merchant, "reference": reference})
+                                       "merchant": merchant, "reference": reference})
     row = cursor.fetchone()
     if row is None or row[2] is None or row[3] != 1 or row[4] != 1:
         raise RuntimeError(f"the intent was not written: {row}")
-    payment, attempt, key = row[0], row[1], row[2]
-    rrn = str(uuid.uuid4().int)[:12]
-    data = json.dumps({"payment_id": payment, "state": "captured", "amount": "1234.56", "currency": "RUB",
-                       "rail_reference": rrn})
+    return row[0], row[1], row[2], reference
+
+
+def _sales(conn: psycopg.Connection[Any], merchant: int, *, ledger: bool, group: int = 1) -> int:
+    """``group`` sales' writes: each one's intent in its own transaction, then their
+    outcomes (the rail calls between are another part of this bench) in one
+    transaction, the ledger's entries of all of them in one call. Returns ``group``."""
+    intents = [_intent(conn, merchant) for _ in range(group)]
+    entries: list[Any] = []
+    postings: list[Any] = []
     with conn.pipeline(), conn.transaction():
-        outcome = conn.execute(OUTCOME, {"rrn": rrn, "attempt": attempt, "payment": payment, "amount": AMOUNT,
-                                         "commission": COMMISSION, "seller": AMOUNT - COMMISSION,
-                                         "reference": reference, "event": "evt_" + uuid.uuid4().hex,
-                                         "event_key": f"payment:{payment}:captured:{attempt}", "event_data": data,
-                                         "body": ANSWER.encode(), "key": key})
-        posted = conn.execute(LEDGER, _ledger_batch(payment, attempt, merchant, reference)) if ledger else None
-    counted = outcome.fetchone()
-    if counted is None or counted[0] != 5:
-        raise RuntimeError(f"the outcome wrote {counted} of its 5 rows")
+        outcomes = []
+        for payment, attempt, key, reference in intents:
+            rrn = str(uuid.uuid4().int)[:12]
+            data = json.dumps({"payment_id": payment, "state": "captured", "amount": "1234.56",
+                               "currency": "RUB", "rail_reference": rrn})
+            outcomes.append(conn.execute(OUTCOME, {
+                "rrn": rrn, "attempt": attempt, "payment": payment, "amount": AMOUNT, "commission": COMMISSION,
+                "seller": AMOUNT - COMMISSION, "reference": reference, "event": "evt_" + uuid.uuid4().hex,
+                "event_key": f"payment:{payment}:captured:{attempt}", "event_data": data, "body": ANSWER.encode(),
+                "key": key}))
+            sale_entries, sale_postings = _ledger_batch(payment, attempt, merchant, reference)
+            entries += sale_entries
+            postings += sale_postings
+        posted = conn.execute(LEDGER, (json.dumps(entries), json.dumps(postings))) if ledger else None
+    for outcome in outcomes:
+        counted = outcome.fetchone()
+        if counted is None or counted[0] != 5:
+            raise RuntimeError(f"an outcome wrote {counted} of its 5 rows")
     if posted is not None and posted.fetchone() is None:
         raise RuntimeError("the ledger wrote nothing")
+    return group
 
 
-def _bare(conn: psycopg.Connection[Any], _merchant: int) -> None:
+def _bare(conn: psycopg.Connection[Any], _merchant: int) -> int:
     with conn.pipeline(), conn.transaction():
         cursor = conn.execute(BARE_INTENT, {"key": uuid.uuid4().hex, "hash": uuid.uuid4().hex * 2})
     row = cursor.fetchone()
@@ -180,11 +200,12 @@ def _bare(conn: psycopg.Connection[Any], _merchant: int) -> None:
         raise RuntimeError("the key was not written")
     with conn.pipeline(), conn.transaction():
         conn.execute(BARE_OUTCOME, (row[0],))
+    return 1
 
 
-def _drive(clients: int, seconds: float, work: Callable[[int], None]) -> tuple[int, float]:
+def _drive(clients: int, seconds: float, work: Callable[[int], int]) -> tuple[int, float]:
     """Run ``work(client)`` in ``clients`` threads until ``seconds`` have passed; the
-    number of calls done and the time taken."""
+    sales done (what the calls returned, added up) and the time taken."""
     done = [0] * clients
     failures: list[BaseException] = []
     deadline = time.perf_counter() + seconds
@@ -192,8 +213,7 @@ def _drive(clients: int, seconds: float, work: Callable[[int], None]) -> tuple[i
     def client(n: int) -> None:
         try:
             while time.perf_counter() < deadline:
-                work(n)
-                done[n] += 1
+                done[n] += work(n)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             failures.append(exc)
 
@@ -208,17 +228,20 @@ def _drive(clients: int, seconds: float, work: Callable[[int], None]) -> tuple[i
     return sum(done), time.perf_counter() - started
 
 
-def database_parts(url: str, merchant: int, clients: int, seconds: float) -> dict[str, tuple[int, float, float]]:
+def database_parts(url: str, merchant: int, clients: int, seconds: float,
+                   group: int) -> dict[str, tuple[int, float, float]]:
     """Sales, seconds and PostgreSQL CPU ms per sale for each reduction of the sale."""
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
     connections = [psycopg.connect(conninfo) for _ in range(clients)]
     watch = CpuWatch(url.rsplit("/", 1)[1], -1, -1)
     results = {}
     try:
-        variants: dict[str, Callable[[psycopg.Connection[Any], int], None]] = {
+        variants: dict[str, Callable[[psycopg.Connection[Any], int], int]] = {
             "two bare commits": _bare,
-            "the sale without the ledger": lambda conn, merchant: _sale(conn, merchant, ledger=False),
-            "the sale": lambda conn, merchant: _sale(conn, merchant, ledger=True),
+            "the sale without the ledger": lambda conn, merchant: _sales(conn, merchant, ledger=False),
+            "the sale": lambda conn, merchant: _sales(conn, merchant, ledger=True),
+            f"the sale, {group} outcomes per transaction": (
+                lambda conn, merchant: _sales(conn, merchant, ledger=True, group=group)),
         }
         for name, variant in variants.items():
             _drive(clients, 1, lambda n, v=variant: v(connections[n], merchant))  # type: ignore[misc]  # warm-up
@@ -262,11 +285,12 @@ def rail_part(rails_file: Path, simulator: int, clients: int, seconds: float) ->
     mir = rails.get("mir")
     method = PaymentMethod(MethodKind.CARD, pan=PAN, expiry="3112")
 
-    def sale(_client: int) -> None:
+    def sale(_client: int) -> int:
         result = mir.authorize(AuthorizeRequest(reference="au" + uuid.uuid4().hex[:22], amount=AMOUNT,
                                                 currency="RUB", method=method, capture=True))
         if result.status.value != "captured":
             raise RuntimeError(f"the simulator answered {result}")
+        return 1
 
     watch = CpuWatch("-", -1, simulator)
     try:
@@ -332,6 +356,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the HTTP part")
+    parser.add_argument("--group", type=int, default=8,
+                        help="sales whose outcomes share a transaction in the grouped database variant")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--pg-host", default=os.environ.get("SETTLEMENT_TEST_PG_HOST", "127.0.0.1"))
     parser.add_argument("--pg-port", default=os.environ.get("SETTLEMENT_TEST_PG_PORT", "5432"))
@@ -348,7 +374,7 @@ def main() -> None:
     upgrade(url)
     _, merchant, _ = _setup(url)
     _open_sale_accounts(url)
-    database = database_parts(url, merchant, args.clients, args.seconds)
+    database = database_parts(url, merchant, args.clients, args.seconds, args.group)
     _verify_ledger(url)
     for name, (sales, elapsed, cpu) in database.items():
         print(f"{'database: ' + name:<44}{sales / elapsed:>8.0f}{cpu:>10.2f}  PostgreSQL")
@@ -372,9 +398,12 @@ def main() -> None:
     print(f"{'http: load generator':<44}{'':>8}{load:>10.2f}")
 
     floor = database["the sale"][2] + simulated + client + server + load
+    grouped = database[f"the sale, {args.group} outcomes per transaction"][2] + simulated + client + server + load
     print(f"{'floor (sum of the sale, rail and http)':<44}{'':>8}{floor:>10.2f}")
     print(f"at most {cores * 1000 / floor:.0f} sales/s on {cores} CPUs busy with nothing else, "
           f"before the API's own code runs")
+    print(f"{f'floor with {args.group} outcomes per transaction':<44}{'':>8}{grouped:>10.2f}")
+    print(f"at most {cores * 1000 / grouped:.0f} sales/s so, before the API's own code runs")
 
 
 if __name__ == "__main__":
