@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,11 +162,11 @@ def _intent(conn: psycopg.Connection[Any], merchant: int) -> tuple[int, int, int
     return row[0], row[1], row[2], reference
 
 
-def _sales(conn: psycopg.Connection[Any], merchant: int, *, ledger: bool, group: int = 1) -> int:
-    """``group`` sales' writes: each one's intent in its own transaction, then their
-    outcomes (the rail calls between are another part of this bench) in one
-    transaction, the ledger's entries of all of them in one call. Returns ``group``."""
-    intents = [_intent(conn, merchant) for _ in range(group)]
+def _outcomes(conn: psycopg.Connection[Any], merchant: int, intents: list[tuple[int, int, int, str]], *,
+              ledger: bool) -> None:
+    """The outcomes of sales whose intents were written (the rail calls between are
+    another part of this bench), in one transaction sent in one round trip: each
+    sale's one statement, then one ledger call with all their entries, then COMMIT."""
     entries: list[Any] = []
     postings: list[Any] = []
     with conn.pipeline(), conn.transaction():
@@ -189,6 +190,12 @@ def _sales(conn: psycopg.Connection[Any], merchant: int, *, ledger: bool, group:
             raise RuntimeError(f"an outcome wrote {counted} of its 5 rows")
     if posted is not None and posted.fetchone() is None:
         raise RuntimeError("the ledger wrote nothing")
+
+
+def _sales(conn: psycopg.Connection[Any], merchant: int, *, ledger: bool, group: int = 1) -> int:
+    """``group`` sales' writes: each one's intent in its own transaction, then their
+    outcomes in one. Returns ``group``."""
+    _outcomes(conn, merchant, [_intent(conn, merchant) for _ in range(group)], ledger=ledger)
     return group
 
 
@@ -348,6 +355,134 @@ def http_part(port: int, workers: int, clients: int, seconds: float) -> tuple[in
     return requests, result["elapsed"], result["cpu"]["api"] * 1000 / requests, result["cpu"]["load"] * 1000 / requests
 
 
+# -- a whole sale by the least code -------------------------------------------------
+
+
+class _Grouper:
+    """Outcomes of concurrent requests recorded together: the first request to find
+    no group being written writes every outcome waiting at that moment (up to
+    ``size``) in one transaction on its own connection; the others wait for it."""
+
+    def __init__(self, merchant: int, size: int) -> None:
+        self.merchant, self.size = merchant, size
+        self.lock = threading.Lock()
+        self.waiting: list[tuple[tuple[int, int, int, str], Any]] = []
+        self.writing = False
+
+    def record(self, conn: psycopg.Connection[Any], intent: tuple[int, int, int, str]) -> None:
+        from concurrent.futures import Future
+
+        done: Future[None] = Future()
+        with self.lock:
+            self.waiting.append((intent, done))
+            lead = not self.writing
+            self.writing = self.writing or lead
+        while lead:
+            with self.lock:
+                group, self.waiting = self.waiting[:self.size], self.waiting[self.size:]
+                if not group:
+                    self.writing = lead = False
+                    break
+            try:
+                _outcomes(conn, self.merchant, [item for item, _ in group], ledger=True)
+            except Exception as exc:  # noqa: BLE001 - handed to every request of the group
+                for _, future in group:
+                    future.set_exception(exc)
+            else:
+                for _, future in group:
+                    future.set_result(None)
+        done.result()
+
+
+def minimal_app() -> Any:
+    """A sale by the least code that still does all of a sale's work: the intent's
+    statement, the Mir sale through the Mir client, the outcome's statements and the
+    ledger call with the COMMIT, on a pool of plain psycopg connections; no ORM, no
+    dependencies but the request model, no key check (``uvicorn floor:minimal_app
+    --factory``, configured by ``FLOOR_DATABASE``, ``FLOOR_RAILS``, ``FLOOR_MERCHANT``
+    and ``FLOOR_GROUP``: outcomes per transaction, 1 for one each)."""
+    import queue
+
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from adapters.base import AuthorizeRequest, MethodKind, PaymentMethod
+    from settlement.payments.rails import Rails, load_config
+
+    conninfo = os.environ["FLOOR_DATABASE"]
+    merchant = int(os.environ["FLOOR_MERCHANT"])
+    group = int(os.environ.get("FLOOR_GROUP", "1"))
+    mir = Rails(load_config(Path(os.environ["FLOOR_RAILS"]))).get("mir")
+    idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+    grouper = _Grouper(merchant, group) if group > 1 else None
+    app = FastAPI()
+    body = ANSWER.encode()
+
+    @app.post("/v1/payments", status_code=201)
+    def create(payment: PaymentCreate) -> Response:
+        try:
+            conn = idle.get_nowait()
+        except queue.Empty:
+            conn = psycopg.connect(conninfo)
+        try:
+            intent = _intent(conn, merchant)
+            method = PaymentMethod(MethodKind.CARD, pan=getattr(payment.payment_method, "pan", None),
+                                   expiry=getattr(payment.payment_method, "expiry", None))
+            result = mir.authorize(AuthorizeRequest(reference=intent[3], amount=AMOUNT, currency="RUB",
+                                                    method=method, capture=True))
+            if result.status.value != "captured":
+                return Response(b"{}", status_code=402, media_type="application/json")
+            if grouper is not None:
+                grouper.record(conn, intent)
+            else:
+                _outcomes(conn, merchant, [intent], ledger=True)
+        finally:
+            idle.put(conn)
+        return Response(body, status_code=201, media_type="application/json")
+
+    @app.get("/readyz")
+    def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def minimal_part(url: str, merchant: int, rails_file: Path, simulator: int, args: argparse.Namespace,
+                 group: int) -> dict[str, Any]:
+    """The minimal sale endpoint under the API bench's load: its latencies, and CPU ms
+    per sale by role."""
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{HERE.parent}", "FLOOR_RAILS": str(rails_file),
+           "FLOOR_DATABASE": url.replace("postgresql+psycopg://", "postgresql://"),
+           "FLOOR_MERCHANT": str(merchant), "FLOOR_GROUP": str(group)}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "floor:minimal_app", "--factory", "--workers",
+                               str(args.workers), "--port", str(args.port), "--log-level", "warning",
+                               "--no-access-log"], cwd=HERE, env=env)
+    try:
+        _wait_for(lambda: _ready(args.port), "the minimal endpoint")
+        run_scenario(args.port, "sale", "-", merchant, 1, args.clients, 1)
+        watch = CpuWatch(url.rsplit("/", 1)[1], server.pid, simulator)
+        result = run_scenario(args.port, "sale", "-", merchant, 1, args.clients, args.seconds, watch)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if result["errors"]:
+        raise SystemExit(f"the minimal endpoint answered errors: {result['errors']}")
+    return result
+
+
+def _print_minimal(name: str, result: dict[str, Any]) -> None:
+    samples = sorted(result["samples"])
+    p50 = statistics.median(samples) * 1000
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000
+    per = {role: result["cpu"][role] * 1000 / len(samples) for role in ("api", "pg", "rail", "load")}
+    print(f"{name:<44}{len(samples) / result['elapsed']:>8.0f}{sum(per.values()):>10.2f}  "
+          f"(api {per['api']:.2f}, pg {per['pg']:.2f}, rail {per['rail']:.2f}, load {per['load']:.2f}); "
+          f"p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+
+
 # -- the whole -----------------------------------------------------------------------
 
 
@@ -387,15 +522,19 @@ def main() -> None:
     try:
         _wait_for(rails_file.exists, "the Mir simulator")
         sales, elapsed, simulated, client = rail_part(rails_file, simulator.pid, args.clients, args.seconds)
+        print(f"{'rail: Mir sale, simulator':<44}{sales / elapsed:>8.0f}{simulated:>10.2f}")
+        print(f"{'rail: Mir sale, client':<44}{'':>8}{client:>10.2f}")
+
+        requests, elapsed, server, load = http_part(args.port, args.workers, args.clients, args.seconds)
+        print(f"{'http: bare endpoint, server':<44}{requests / elapsed:>8.0f}{server:>10.2f}")
+        print(f"{'http: load generator':<44}{'':>8}{load:>10.2f}")
+
+        minimal = {size: minimal_part(url, merchant, rails_file, simulator.pid, args, size)
+                   for size in (1, args.group)}
     finally:
         simulator.send_signal(signal.SIGINT)
         simulator.wait(10)
-    print(f"{'rail: Mir sale, simulator':<44}{sales / elapsed:>8.0f}{simulated:>10.2f}")
-    print(f"{'rail: Mir sale, client':<44}{'':>8}{client:>10.2f}")
-
-    requests, elapsed, server, load = http_part(args.port, args.workers, args.clients, args.seconds)
-    print(f"{'http: bare endpoint, server':<44}{requests / elapsed:>8.0f}{server:>10.2f}")
-    print(f"{'http: load generator':<44}{'':>8}{load:>10.2f}")
+    _verify_ledger(url)
 
     floor = database["the sale"][2] + simulated + client + server + load
     grouped = database[f"the sale, {args.group} outcomes per transaction"][2] + simulated + client + server + load
@@ -404,6 +543,9 @@ def main() -> None:
           f"before the API's own code runs")
     print(f"{f'floor with {args.group} outcomes per transaction':<44}{'':>8}{grouped:>10.2f}")
     print(f"at most {cores * 1000 / grouped:.0f} sales/s so, before the API's own code runs")
+    print("a whole sale over HTTP by the least code (same load generator):")
+    _print_minimal("minimal sale endpoint", minimal[1])
+    _print_minimal(f"minimal sale endpoint, outcomes grouped by {args.group}", minimal[args.group])
 
 
 if __name__ == "__main__":
