@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     #: The janitor leaves a rail operation to the request that started it for this long
     #: before asking the rail itself (longer than any rail timeout).
     janitor_grace_seconds: int = 120
+    #: On PostgreSQL, the outcomes of at most this many concurrent requests are
+    #: recorded in one transaction, so that the ledger accounts every payment shares
+    #: are locked once for all of them (1: each request alone).
+    outcome_group_size: int = Field(default=16, ge=1, le=1000)
     #: Reconciliation. Inbox folders the daily pickup reads, by rail name (and
     #: ``statement`` for bank statements), JSON in the environment; a rail not named
     #: here uses ``<data_dir>/inbox/<rail>``.

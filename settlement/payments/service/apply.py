@@ -76,6 +76,7 @@ def _metadata(payment: Payment, attempt: PaymentAttempt) -> dict[str, str]:
 _WRITES = "settlement.payments.ledger_writes"
 _LAST_BATCH = "settlement.payments.ledger_last_batch"
 _COMMIT_WITH_BATCH = "settlement.payments.commit_with_batch"
+_GROUPED = "settlement.payments.grouped_outcomes"
 
 
 def commit_with_ledger(session: Session) -> None:
@@ -101,11 +102,20 @@ def _at_commit(session: Session, write: Callable[[Ledger], None]) -> None:
     writes.append(write)
 
 
+def group_last_batches(session: Session) -> None:
+    """Let several outcomes recorded in ``session`` each leave a last batch: they are
+    posted together, as one batch (:mod:`~settlement.payments.service.groups`)."""
+    session.info[_GROUPED] = True
+
+
 def _at_commit_last(session: Session, entries: list[EntrySpec]) -> None:
     """Post ``entries`` when ``session`` commits, after every other write: entries
     whose results nobody reads, so that (see :func:`commit_with_ledger`) they can go
     out with the COMMIT itself."""
-    assert _LAST_BATCH not in session.info, "one last batch per transaction"
+    if _LAST_BATCH in session.info:
+        assert session.info.get(_GROUPED), "one last batch per transaction"
+        session.info[_LAST_BATCH] = [*session.info[_LAST_BATCH], *entries]
+        return
     session.info[_LAST_BATCH] = entries
     _at_commit(session, _nothing)   # hooks the commit; the batch follows the other writes
 

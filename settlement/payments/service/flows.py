@@ -7,7 +7,10 @@ database transaction:
    (:func:`~settlement.payments.service.apply.apply_outcome`).
 
 A crash between 2 and 3 leaves the attempt ``pending``; the janitor asks the rail
-and runs step 3 itself. Flows own their transactions, as tasks and CLI commands do;
+and runs step 3 itself. On PostgreSQL, step 3 of concurrent requests may share one
+transaction (:mod:`~settlement.payments.service.groups`): each request's changes are
+still all or nothing, and a group that fails is recorded again request by request.
+Flows own their transactions, as tasks and CLI commands do;
 the services they call never commit.
 
 ``hooks`` let the caller take part in the first and last unit of work: the HTTP
@@ -41,7 +44,7 @@ from settlement.ledger.errors import BatchNotCommitted
 from settlement.payments.errors import refusal_from
 from settlement.payments.models import AttemptState, CaptureMethod, Payment, PaymentAttempt
 from settlement.payments.rails import Rails
-from settlement.payments.service import apply, outcomes
+from settlement.payments.service import apply, groups, outcomes
 from settlement.payments.service import payments as ops
 from settlement.payments.service.payments import NewPayment, PaymentTerms
 
@@ -89,13 +92,22 @@ class Context:
     rails: Rails
     terms: PaymentTerms = field(default_factory=PaymentTerms)
     clock: Callable[[], dt.datetime] = utcnow
+    #: Outcomes recorded in one transaction at most (PostgreSQL; see :mod:`.groups`).
+    group: int = 1
 
     @classmethod
     def from_settings(cls, factory: SessionFactory, rails: Rails, settings: Settings) -> Context:
         return cls(factory, rails, PaymentTerms(
             fx_spread=settings.fx_spread, fx_quote_ttl_seconds=settings.fx_quote_ttl_seconds,
             hold_timeout_seconds=settings.hold_timeout_seconds,
-            janitor_grace_seconds=settings.janitor_grace_seconds))
+            janitor_grace_seconds=settings.janitor_grace_seconds), group=settings.outcome_group_size)
+
+    def grouped(self) -> bool:
+        """Whether outcomes are recorded in groups: PostgreSQL, groups above one."""
+        if self.group <= 1:
+            return False
+        bind = self.factory.kw.get("bind")
+        return bind is not None and bind.dialect.name == "postgresql"
 
 
 @dataclass(frozen=True)
@@ -126,10 +138,15 @@ def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Paymen
     outcome = outcomes.call(call.operation)
     try:
         try:
-            payment, attempt, error = _record(ctx, call, outcome, hooks, result_of, with_commit=True)
-        except BatchNotCommitted:
-            # The ledger batch sent with the COMMIT needs the general path: nothing was
-            # written. Record the outcome again, the batch posted and answered as usual.
+            if ctx.grouped():
+                payment, attempt, error = groups.grouper(ctx.factory, ctx.group).record(groups.Member(
+                    ctx, call.attempt_id, call.payment_id, call.stored, outcome, hooks, result_of, refusal_of))
+            else:
+                payment, attempt, error = _record(ctx, call, outcome, hooks, result_of, with_commit=True)
+        except (BatchNotCommitted, groups.GroupNotCommitted):
+            # The ledger batch sent with the COMMIT needs the general path, or the group
+            # this outcome was in failed: nothing was written. Record the outcome again,
+            # alone, the batch posted and answered as usual.
             hooks.discard()
             payment, attempt, error = _record(ctx, call, outcome, hooks, result_of, with_commit=False)
     except BaseException as exc:
