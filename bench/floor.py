@@ -333,16 +333,19 @@ def bare_app() -> Any:
     return app
 
 
-def http_part(port: int, workers: int, clients: int, seconds: float) -> tuple[int, float, float, float]:
-    """Requests, seconds, and the server's and the load generator's CPU ms per request."""
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "floor:bare_app", "--factory", "--workers",
-                               str(workers), "--port", str(port), "--log-level", "warning", "--no-access-log"],
-                              cwd=HERE, env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{HERE.parent}"})
+def _serve(factory: str, env: dict[str, str], args: argparse.Namespace, merchant: int, database: str,
+           simulator: int) -> dict[str, Any]:
+    """Serve ``floor:<factory>`` under uvicorn and drive it with the API bench's load
+    generator (its sale scenario): the samples, and CPU seconds by role."""
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", f"floor:{factory}", "--factory", "--workers",
+                               str(args.workers), "--port", str(args.port), "--log-level", "warning",
+                               "--no-access-log"],
+                              cwd=HERE, env={**os.environ, **env, "PYTHONPATH": f"{HERE}{os.pathsep}{HERE.parent}"})
     try:
-        _wait_for(lambda: _ready(port), "the bare endpoint")
-        run_scenario(port, "sale", "-", 1, 1, clients, 1)
-        watch = CpuWatch("-", server.pid, -1)
-        result = run_scenario(port, "sale", "-", 1, 1, clients, seconds, watch)
+        _wait_for(lambda: _ready(args.port), factory)
+        run_scenario(args.port, "sale", "-", merchant, 1, args.clients, 1)
+        watch = CpuWatch(database, server.pid, simulator)
+        result: dict[str, Any] = run_scenario(args.port, "sale", "-", merchant, 1, args.clients, args.seconds, watch)
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -350,7 +353,13 @@ def http_part(port: int, workers: int, clients: int, seconds: float) -> tuple[in
         except subprocess.TimeoutExpired:
             server.kill()
     if result["errors"]:
-        raise SystemExit(f"the bare endpoint answered errors: {result['errors']}")
+        raise SystemExit(f"{factory} answered errors: {result['errors']}")
+    return result
+
+
+def http_part(args: argparse.Namespace) -> tuple[int, float, float, float]:
+    """Requests, seconds, and the server's and the load generator's CPU ms per request."""
+    result = _serve("bare_app", {}, args, 1, "-", -1)
     requests = len(result["samples"])
     return requests, result["elapsed"], result["cpu"]["api"] * 1000 / requests, result["cpu"]["load"] * 1000 / requests
 
@@ -449,28 +458,11 @@ def minimal_app() -> Any:
 
 def minimal_part(url: str, merchant: int, rails_file: Path, simulator: int, args: argparse.Namespace,
                  group: int) -> dict[str, Any]:
-    """The minimal sale endpoint under the API bench's load: its latencies, and CPU ms
-    per sale by role."""
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{HERE.parent}", "FLOOR_RAILS": str(rails_file),
-           "FLOOR_DATABASE": url.replace("postgresql+psycopg://", "postgresql://"),
+    """The minimal sale endpoint under the API bench's load: its latencies, and CPU
+    seconds by role."""
+    env = {"FLOOR_RAILS": str(rails_file), "FLOOR_DATABASE": url.replace("postgresql+psycopg://", "postgresql://"),
            "FLOOR_MERCHANT": str(merchant), "FLOOR_GROUP": str(group)}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "floor:minimal_app", "--factory", "--workers",
-                               str(args.workers), "--port", str(args.port), "--log-level", "warning",
-                               "--no-access-log"], cwd=HERE, env=env)
-    try:
-        _wait_for(lambda: _ready(args.port), "the minimal endpoint")
-        run_scenario(args.port, "sale", "-", merchant, 1, args.clients, 1)
-        watch = CpuWatch(url.rsplit("/", 1)[1], server.pid, simulator)
-        result = run_scenario(args.port, "sale", "-", merchant, 1, args.clients, args.seconds, watch)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    if result["errors"]:
-        raise SystemExit(f"the minimal endpoint answered errors: {result['errors']}")
-    return result
+    return _serve("minimal_app", env, args, merchant, url.rsplit("/", 1)[1], simulator)
 
 
 def _print_minimal(name: str, result: dict[str, Any]) -> None:
@@ -525,7 +517,7 @@ def main() -> None:
         print(f"{'rail: Mir sale, simulator':<44}{sales / elapsed:>8.0f}{simulated:>10.2f}")
         print(f"{'rail: Mir sale, client':<44}{'':>8}{client:>10.2f}")
 
-        requests, elapsed, server, load = http_part(args.port, args.workers, args.clients, args.seconds)
+        requests, elapsed, server, load = http_part(args)
         print(f"{'http: bare endpoint, server':<44}{requests / elapsed:>8.0f}{server:>10.2f}")
         print(f"{'http: load generator':<44}{'':>8}{load:>10.2f}")
 

@@ -96,26 +96,17 @@ def _payable(db: Database, seller: int) -> int:
                                          "WHERE code = :c"), {"c": f"merchant:{seller}:payable:RUB"}).scalar_one())
 
 
-def test_waiting_outcomes_share_one_transaction(ctx: Context, pg_database: Database,
-                                                held: threading.Event) -> None:
-    grouped = dataclasses.replace(ctx, group=8)
-    grouper = _fresh(ctx, 8)
+@pytest.mark.parametrize(("size", "groups_written", "largest"), [
+    (8, 2, 6),   # the first sale alone, the six that waited for it in one transaction
+    (2, 4, 2),   # the first alone, then three pairs, each led by the first of its pair
+])
+def test_waiting_outcomes_share_transactions(ctx: Context, pg_database: Database, held: threading.Event,
+                                             size: int, groups_written: int, largest: int) -> None:
+    grouper = _fresh(ctx, size)
     seller = make_merchant(pg_database.factory)
-    results = _sales(grouped, seller, 7, held, grouper)
+    results = _sales(dataclasses.replace(ctx, group=size), seller, 7, held, grouper)
     _captured(pg_database, results)
-    # The first sale alone, the six that waited for it in one transaction.
-    assert (grouper.committed, grouper.largest, grouper.failed) == (2, 6, 0)
-    assert _payable(pg_database, seller) == 7 * SELLER_SHARE
-
-
-def test_more_waiting_than_a_group_takes(ctx: Context, pg_database: Database, held: threading.Event) -> None:
-    grouped = dataclasses.replace(ctx, group=2)
-    grouper = _fresh(ctx, 2)
-    seller = make_merchant(pg_database.factory)
-    results = _sales(grouped, seller, 7, held, grouper)
-    _captured(pg_database, results)
-    # The first alone, then three pairs, each led by the first of its pair.
-    assert (grouper.committed, grouper.largest, grouper.failed) == (4, 2, 0)
+    assert (grouper.committed, grouper.largest, grouper.failed) == (groups_written, largest, 0)
     assert _payable(pg_database, seller) == 7 * SELLER_SHARE
 
 
