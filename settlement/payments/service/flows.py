@@ -139,8 +139,9 @@ def _finish(ctx: Context, call: _Call, hooks: Hooks, result_of: Callable[[Paymen
     try:
         try:
             if ctx.grouped():
-                payment, attempt, error = groups.grouper(ctx.factory, ctx.group).record(groups.Member(
-                    ctx, call.attempt_id, call.payment_id, call.stored, outcome, hooks, result_of, refusal_of))
+                payment, attempt, error = groups.grouper(ctx.factory, ctx.group).record(
+                    lambda session: _step3(session, ctx, call, outcome, hooks=hooks, result_of=result_of,
+                                           stored=call.stored))
             else:
                 payment, attempt, error = _record(ctx, call, outcome, hooks, result_of, with_commit=True)
         except (BatchNotCommitted, groups.GroupNotCommitted):
@@ -168,10 +169,19 @@ def _record(ctx: Context, call: _Call, outcome: outcomes.Outcome, hooks: Hooks,
     with unit_of_work(ctx.factory) as session:
         if with_commit:
             apply.commit_with_ledger(session)
-        payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
-                                               payment_id=call.payment_id, stored=call.stored if with_commit else None)
-        error = refusal_of(attempt)
-        hooks.finish(session, result_of(payment, attempt), error)
+        recorded = _step3(session, ctx, call, outcome, hooks=hooks, result_of=result_of,
+                          stored=call.stored if with_commit else None)
+    return recorded
+
+
+def _step3(session: Session, ctx: Context, call: _Call, outcome: outcomes.Outcome, *, hooks: Hooks,
+           result_of: Callable[[Payment, PaymentAttempt], object],
+           stored: tuple[Payment, PaymentAttempt] | None) -> tuple[Payment, PaymentAttempt, SettlementError | None]:
+    """Apply the outcome and let ``hooks`` finish, in ``session``'s transaction."""
+    payment, attempt = apply.apply_outcome(session, call.attempt_id, outcome, ctx.terms, ctx.clock(),
+                                           payment_id=call.payment_id, stored=stored)
+    error = refusal_of(attempt)
+    hooks.finish(session, result_of(payment, attempt), error)
     return payment, attempt, error
 
 

@@ -8,14 +8,14 @@ against 1.5 ms and 740/s when 8 outcomes share a transaction).
 
 A :class:`Grouper` lets the outcomes waiting at one moment share a transaction. The
 first request to arrive when no group is being written leads: it takes every outcome
-waiting (itself included, at most ``size``), records each one in turn as step 3 does
-alone (:func:`~settlement.payments.service.apply.apply_outcome`, then the request's
-``finish`` hook), and commits once, their ledger batches sent together with the
-COMMIT. Then it hands the lead to the first request that arrived meanwhile, if any, and
-returns. Each request's changes are still all or nothing; a group is all or nothing
-too. A group that fails for any reason (a refusal, a batch the ledger sends to its
-general path, a lock timeout) commits nothing, and each of its requests records its
-outcome again alone (:class:`GroupNotCommitted`).
+waiting (itself included, at most ``size``), runs each one's step 3 in turn as it
+would run alone (the outcome applied, the request's answer stored), and commits once,
+their ledger batches sent together with the COMMIT. Then it hands the lead to the
+first request that arrived meanwhile, if any, and returns. Each request's changes are
+still all or nothing; a group is all or nothing too. A group that fails for any reason
+(a ledger refusal, a batch the ledger sends to its general path, a deadlock) commits
+nothing, and each of its requests records its outcome again alone
+(:class:`GroupNotCommitted`).
 """
 
 from __future__ import annotations
@@ -24,17 +24,13 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from settlement.db import SessionFactory
 from settlement.errors import SettlementError
 from settlement.payments.models import Payment, PaymentAttempt
-from settlement.payments.service import apply, outcomes
-
-if TYPE_CHECKING:
-    from settlement.payments.service.flows import Context, Hooks
+from settlement.payments.service import apply
 
 Recorded = tuple[Payment, PaymentAttempt, SettlementError | None]
 
@@ -47,14 +43,7 @@ class GroupNotCommitted(Exception):
 class Member:
     """One request's step 3, waiting to be recorded."""
 
-    ctx: Context
-    attempt_id: int
-    payment_id: int
-    stored: tuple[Payment, PaymentAttempt] | None
-    outcome: outcomes.Outcome
-    hooks: Hooks
-    result_of: Callable[[Payment, PaymentAttempt], object]
-    refusal_of: Callable[[PaymentAttempt], SettlementError | None]
+    step: Callable[[Session], Recorded]
     recorded: Recorded | None = None
     failed: bool = False
     lead: bool = False
@@ -72,9 +61,10 @@ class Grouper:
         #: Groups committed and rolled back, and the most outcomes one committed.
         self.committed = self.failed = self.largest = 0
 
-    def record(self, member: Member) -> Recorded:
-        """Record ``member``'s outcome with whatever else is waiting; raises
-        :class:`GroupNotCommitted` when its group committed nothing."""
+    def record(self, step: Callable[[Session], Recorded]) -> Recorded:
+        """Run ``step`` (a request's step 3) in a transaction with whatever else is
+        waiting; raises :class:`GroupNotCommitted` when its group committed nothing."""
+        member = Member(step)
         with self._lock:
             self._waiting.append(member)
             if not self._writing:
@@ -108,14 +98,7 @@ class Grouper:
         try:
             apply.commit_with_ledger(session)
             apply.group_last_batches(session)
-            recorded = []
-            for member in group:
-                payment, attempt = apply.apply_outcome(
-                    session, member.attempt_id, member.outcome, member.ctx.terms, member.ctx.clock(),
-                    payment_id=member.payment_id, stored=member.stored)
-                error = member.refusal_of(attempt)
-                member.hooks.finish(session, member.result_of(payment, attempt), error)
-                recorded.append((payment, attempt, error))
+            recorded = [member.step(session) for member in group]
             session.commit()
         except Exception:  # noqa: BLE001 - each request records alone and meets the error itself
             self._rolled_back(session, group)
