@@ -115,11 +115,11 @@ class Grouper:
             self.largest = max(self.largest, len(group))
 
     def _rolled_back(self, session: Session, group: list[Member]) -> None:
-        session.rollback()
         for member in group:
             member.failed = True
         with self._lock:
             self.failed += 1
+        session.rollback()
 
 
 _groupers: weakref.WeakKeyDictionary[SessionFactory, Grouper] = weakref.WeakKeyDictionary()
